@@ -1,0 +1,720 @@
+/*
+ * validate.c - `edm validate`: stream the list, decide every row, write
+ * clean.csv / rejects.csv (contract in validate.h).
+ *
+ * Data flow: csv_reader (bytes -> UTF-8 records) -> local checks
+ * (address syntax, dedup, suppression, disposable, role, typo) -> the row
+ * window -> writers. Rows that pass every local check and need a DNS
+ * answer wait in the window (a FIFO) until engine/dns has a verdict for
+ * their domain; rows leave the window strictly in file order. When the
+ * window is empty and a row's verdict is final, it is written straight
+ * from the reader's buffer with no copy (the --no-dns fast path).
+ */
+#include "validate.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "address.h"
+#include "config.h"
+#include "csv_reader.h"
+#include "csv_writer.h"
+#include "dns.h"
+#include "log.h"
+#include "rules.h"
+#include "strset.h"
+#include "suppress.h"
+
+const char *const validate_reason_names[VR_COUNT] = {
+	[VR_KEEP] = "keep",
+	[VR_MALFORMED] = "malformed",
+	[VR_ENCODING] = "encoding",
+	[VR_SYNTAX] = "syntax",
+	[VR_DUPLICATE] = "duplicate",
+	[VR_SUPPRESSED] = "suppressed",
+	[VR_DISPOSABLE] = "disposable",
+	[VR_ROLE] = "role",
+	[VR_TYPO] = "typo",
+	[VR_TEMPLATE] = "template",
+	[VR_NO_MAIL] = "no-mail",
+};
+
+/* Rows waiting for DNS. 8192 rows of a typical 100-byte record is ~1 MB:
+ * far more than the 64 domains in flight can hold up at once, small enough
+ * to be irrelevant next to the dedup set. */
+#define WINDOW_ROWS 8192
+
+/* The "first rows" of a utf-8 campaign judged for a wrong encoding. */
+#define ENCODING_PROBE_ROWS 20
+
+/* Progress refresh on a TTY. */
+#define PROGRESS_EVERY_NS 250000000L
+
+/* A row held in the window: its fields copied, its verdict maybe pending. */
+struct wrow {
+	size_t row;
+	size_t nfields;
+	char *buf;           /* fields, each NUL-terminated, back to back */
+	size_t bufcap;
+	size_t *lens;        /* nfields entries */
+	size_t lenscap;
+	const char **fields; /* pointers into buf, rebuilt after copy */
+	enum validate_reason reason;
+	int pending;         /* waiting for DNS on 'domain' */
+	char domain[ADDR_DOMAIN_MAX + 1];
+	char detail[512];
+	char suggestion[ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 1];
+};
+
+struct validate {
+	struct config *cfg;
+	const struct validate_opts *opts;
+	struct csv_reader *reader;
+	size_t ncols;        /* header field count */
+	size_t email_col;
+	struct csv_writer *clean, *rejects;
+	struct rules *rules;
+	struct strset *seen, *suppressed;
+	uv_loop_t loop;
+	int loop_ready;
+	struct dns *dns;
+
+	struct wrow *win;    /* ring of WINDOW_ROWS */
+	size_t head, count;
+
+	size_t rows, bad_encoding;
+	size_t counts[VR_COUNT];
+	size_t unverified;
+	struct timespec start, last_progress;
+	int progress_shown;
+	char *clean_path, *rejects_path;
+};
+
+/* Monotonic nanoseconds between two timespecs. */
+static long long ts_diff_ns(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
+}
+
+/* mkdir -p with 0700 for the directories we create (they hold lists). */
+static int mkdir_p(const char *path)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (p == NULL)
+		return -1;
+	for (char *s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+				rc = -1;
+				break;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+/* Write one output record of the original columns (padded to the header
+ * width so every line of rejects.csv has the same shape). */
+static int write_fields(struct csv_writer *w, const char *const *fields,
+                        const size_t *lens, size_t n, size_t ncols)
+{
+	for (size_t i = 0; i < ncols; i++)
+		if (csv_writer_field(w, i < n ? fields[i] : "", i < n ? lens[i] : 0) < 0)
+			return -1;
+	return 0;
+}
+
+/* Emit one decided row to clean.csv or rejects.csv. */
+static int emit(struct validate *v, size_t row, const char *const *fields,
+                const size_t *lens, size_t n, enum validate_reason reason,
+                const char *detail, const char *suggestion)
+{
+	char num[32];
+
+	v->counts[reason]++;
+	if (reason == VR_KEEP)
+		return csv_writer_row(v->clean, fields, lens, n < v->ncols ? n : v->ncols);
+	if (write_fields(v->rejects, fields, lens, n, v->ncols) < 0)
+		return -1;
+	snprintf(num, sizeof(num), "%zu", row);
+	if (csv_writer_field(v->rejects, validate_reason_names[reason],
+	                     strlen(validate_reason_names[reason])) < 0 ||
+	    csv_writer_field(v->rejects, detail, strlen(detail)) < 0 ||
+	    csv_writer_field(v->rejects, suggestion, strlen(suggestion)) < 0 ||
+	    csv_writer_field(v->rejects, num, strlen(num)) < 0)
+		return -1;
+	return csv_writer_end(v->rejects);
+}
+
+/* Copy a reader row into a window slot (buffers reused across laps). */
+static int wrow_fill(struct wrow *w, const struct csv_row *r)
+{
+	size_t total = 0, off = 0;
+
+	for (size_t i = 0; i < r->nfields; i++)
+		total += r->lens[i] + 1;
+	if (total > w->bufcap) {
+		char *b = realloc(w->buf, total);
+		if (b == NULL)
+			return -1;
+		w->buf = b;
+		w->bufcap = total;
+	}
+	if (r->nfields > w->lenscap) {
+		size_t *l = realloc(w->lens, r->nfields * sizeof(*l));
+		const char **f = realloc(w->fields, r->nfields * sizeof(*f));
+		if (l != NULL)
+			w->lens = l;
+		if (f != NULL)
+			w->fields = f;
+		if (l == NULL || f == NULL)
+			return -1;
+		w->lenscap = r->nfields;
+	}
+	for (size_t i = 0; i < r->nfields; i++) {
+		memcpy(w->buf + off, r->fields[i], r->lens[i] + 1);
+		w->fields[i] = w->buf + off;
+		w->lens[i] = r->lens[i];
+		off += r->lens[i] + 1;
+	}
+	w->nfields = r->nfields;
+	w->row = r->row;
+	return 0;
+}
+
+/*
+ * Apply the DNS verdict for 'domain' to a kept row: 1 when decided (reason
+ * and detail updated for no-mail, unverified counted), 0 while the lookup
+ * is still pending (dns_mail_lookup starts it on first ask).
+ */
+static int apply_dns(struct validate *v, const char *domain,
+                     enum validate_reason *reason, char *detail, size_t dlen)
+{
+	const char *why = NULL;
+
+	switch (dns_mail_lookup(v->dns, domain, &why)) {
+	case DNS_PENDING:
+		return 0;
+	case DNS_NOMAIL:
+		*reason = VR_NO_MAIL;
+		snprintf(detail, dlen, "%s: %s", domain, why ? why : "no mail host");
+		return 1;
+	case DNS_UNVERIFIED:
+		v->unverified++;
+		return 1;
+	case DNS_OK:
+		break;
+	}
+	return 1;
+}
+
+/* Settle a window row from the DNS cache; 1 when decided. */
+static int wrow_settle(struct validate *v, struct wrow *w)
+{
+	if (w->pending &&
+	    apply_dns(v, w->domain, &w->reason, w->detail, sizeof(w->detail)))
+		w->pending = 0;
+	return !w->pending;
+}
+
+/* Write out every decided row at the head of the window, in order. */
+static int window_drain(struct validate *v)
+{
+	while (v->count > 0) {
+		struct wrow *w = &v->win[v->head];
+
+		if (!wrow_settle(v, w))
+			return 0;
+		if (emit(v, w->row, w->fields, w->lens, w->nfields, w->reason,
+		         w->detail, w->suggestion) < 0)
+			return -1;
+		v->head = (v->head + 1) % WINDOW_ROWS;
+		v->count--;
+	}
+	return 0;
+}
+
+/* Run the loop until the head row is decided (the window is full). */
+static int window_wait_head(struct validate *v)
+{
+	while (v->count > 0 && !wrow_settle(v, &v->win[v->head])) {
+		if (dns_pending(v->dns) == 0) {
+			/* Cannot happen: a pending row always has a lookup in
+			 * flight. Keep the row rather than hang. */
+			log_kv(EDM_LOG_ERROR, "dns_stuck", "domain=%s",
+			       v->win[v->head].domain);
+			v->win[v->head].pending = 0;
+			v->unverified++;
+			break;
+		}
+		uv_run(&v->loop, UV_RUN_ONCE);
+	}
+	return window_drain(v);
+}
+
+/* Show "rows, percent, rate" on stderr when it is a terminal. */
+static void progress(struct validate *v, int final)
+{
+	struct timespec now;
+	size_t done, total;
+	double secs;
+
+	if (!v->opts->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!final && ts_diff_ns(&v->last_progress, &now) < PROGRESS_EVERY_NS)
+		return;
+	v->last_progress = now;
+	secs = (double)ts_diff_ns(&v->start, &now) / 1e9;
+	csv_reader_progress(v->reader, &done, &total);
+	fprintf(stderr, "\r  validating: %zu rows", v->rows);
+	if (total > 0)
+		fprintf(stderr, ", %3.0f%%", 100.0 * (double)done / (double)total);
+	if (secs > 0)
+		fprintf(stderr, ", %.0f rows/s", (double)v->rows / secs);
+	if (v->dns != NULL)
+		fprintf(stderr, ", %zu DNS lookups pending", dns_pending(v->dns));
+	fprintf(stderr, "   ");
+	if (final)
+		fprintf(stderr, "\r%60s\r", "");
+	v->progress_shown = 1;
+}
+
+/*
+ * Local checks for one row, in reason order. Fills reason/detail/
+ * suggestion; for a kept row that needs DNS, copies its domain to
+ * 'domain'. Returns 0, or -1 on allocation failure.
+ */
+static int check_row(struct validate *v, const struct csv_row *r,
+                     enum validate_reason *reason, char *detail, size_t dlen,
+                     char *suggestion, size_t slen, char *domain)
+{
+	struct addr a;
+	const char *dom;
+	char sug[ADDR_DOMAIN_MAX + 1];
+	int added;
+
+	*reason = VR_KEEP;
+	detail[0] = suggestion[0] = domain[0] = '\0';
+	if (r->nfields != v->ncols) {
+		int n = snprintf(detail, dlen, "expected %zu fields, got %zu",
+		                 v->ncols, r->nfields);
+		for (size_t i = v->ncols; i < r->nfields && n > 0 && (size_t)n < dlen; i++)
+			n += snprintf(detail + n, dlen - (size_t)n, "%s%s",
+			              i == v->ncols ? "; extra: " : " | ", r->fields[i]);
+		for (size_t i = 0; i < r->nfields; i++)
+			if (memchr(r->fields[i], '\n', r->lens[i]) != NULL) {
+				if (n > 0 && (size_t)n < dlen)
+					snprintf(detail + n, dlen - (size_t)n,
+					         " (a field spans lines: an unbalanced quote?)");
+				break;
+			}
+		*reason = VR_MALFORMED;
+		return 0;
+	}
+	if (r->bad_encoding) {
+		v->bad_encoding++;
+		snprintf(detail, dlen, "%s", r->detail);
+		*reason = VR_ENCODING;
+		return 0;
+	}
+	if (addr_parse(r->fields[v->email_col], r->lens[v->email_col], &a,
+	               detail, dlen) < 0) {
+		*reason = VR_SYNTAX;
+		return 0;
+	}
+	dom = addr_domain(&a);
+	added = strset_add(v->seen, a.key, a.len);
+	if (added < 0)
+		return -1;
+	if (added == 0) {
+		snprintf(detail, dlen, "%s appears earlier in the file", a.key);
+		*reason = VR_DUPLICATE;
+		return 0;
+	}
+	if (v->suppressed != NULL && strset_has(v->suppressed, a.key, a.len)) {
+		snprintf(detail, dlen, "in %s", v->cfg->campaign.suppression);
+		*reason = VR_SUPPRESSED;
+		return 0;
+	}
+	if (v->cfg->validate.disposable == CFG_REJECT &&
+	    rules_is_disposable(v->rules, dom)) {
+		snprintf(detail, dlen, "%s is a disposable-mail domain", dom);
+		*reason = VR_DISPOSABLE;
+		return 0;
+	}
+	if (v->cfg->validate.role_accounts == CFG_REJECT &&
+	    rules_is_role(v->rules, a.norm, a.local_len)) {
+		snprintf(detail, dlen, "%.*s is a role account, not a person",
+		         (int)a.local_len, a.norm);
+		*reason = VR_ROLE;
+		return 0;
+	}
+	if (v->cfg->validate.typos == CFG_REJECT &&
+	    rules_typo(v->rules, dom, sug, sizeof(sug))) {
+		snprintf(detail, dlen, "%s looks like a typo of %s", dom, sug);
+		snprintf(suggestion, slen, "%.*s@%s", (int)a.local_len, a.norm, sug);
+		*reason = VR_TYPO;
+		return 0;
+	}
+	if (v->dns != NULL)
+		memcpy(domain, dom, strlen(dom) + 1);
+	return 0;
+}
+
+/* Decide one reader row: write it now, or park it in the window when it
+ * waits for DNS or rows before it still do (output keeps file order). */
+static int handle_row(struct validate *v, const struct csv_row *r)
+{
+	enum validate_reason reason;
+	char detail[512], suggestion[ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+	struct wrow *w;
+	int decided;
+
+	if (check_row(v, r, &reason, detail, sizeof(detail), suggestion,
+	              sizeof(suggestion), domain) < 0)
+		return -1;
+	decided = domain[0] == '\0' ||
+	          apply_dns(v, domain, &reason, detail, sizeof(detail));
+	if (decided && v->count == 0)
+		return emit(v, r->row, r->fields, r->lens, r->nfields, reason,
+		            detail, suggestion);
+	if (v->count == WINDOW_ROWS && window_wait_head(v) < 0)
+		return -1;
+	w = &v->win[(v->head + v->count) % WINDOW_ROWS];
+	if (wrow_fill(w, r) < 0)
+		return -1;
+	w->reason = reason;
+	w->pending = !decided;
+	memcpy(w->domain, domain, sizeof(domain));
+	memcpy(w->detail, detail, sizeof(detail));
+	memcpy(w->suggestion, suggestion, sizeof(suggestion));
+	v->count++;
+	return window_drain(v);
+}
+
+/* Find the email column: exact name first, then case-insensitive and
+ * trimmed (Excel users write "Email " or "EMAIL"). */
+static int find_email_column(const struct csv_row *h, const char *want)
+{
+	for (size_t i = 0; i < h->nfields; i++)
+		if (strcmp(h->fields[i], want) == 0)
+			return (int)i;
+	for (size_t i = 0; i < h->nfields; i++) {
+		const char *s = h->fields[i];
+		size_t n = h->lens[i];
+		while (n > 0 && (*s == ' ' || *s == '\t')) {
+			s++;
+			n--;
+		}
+		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+			n--;
+		if (n == strlen(want) && strncasecmp(s, want, n) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* rejects.csv header: the original columns, then ours; a name that
+ * collides with an input column gets an "edm_" prefix. */
+static int write_rejects_header(struct validate *v, const struct csv_row *h)
+{
+	static const char *const extra[] = { "reason", "detail", "suggestion", "row" };
+	char name[64];
+
+	if (write_fields(v->rejects, h->fields, h->lens, h->nfields, h->nfields) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(extra) / sizeof(*extra); i++) {
+		int clash = 0;
+		for (size_t j = 0; j < h->nfields; j++)
+			if (strcasecmp(h->fields[j], extra[i]) == 0)
+				clash = 1;
+		snprintf(name, sizeof(name), "%s%s", clash ? "edm_" : "", extra[i]);
+		if (csv_writer_field(v->rejects, name, strlen(name)) < 0)
+			return -1;
+	}
+	return csv_writer_end(v->rejects);
+}
+
+/* The message for a utf-8 campaign that is evidently not UTF-8. */
+static void encoding_stop(struct validate *v, const char *why)
+{
+	const char *hint = csv_reader_hint(v->reader);
+
+	edm_error("%s: %s is not valid UTF-8 (%s); the whole list would be "
+	          "rejected. Set the file's encoding in [campaign] at %s%s%s%s",
+	          v->cfg->campaign.recipients, why,
+	          v->cfg->campaign.encoding,
+	          config_where(v->cfg, "campaign", "encoding"),
+	          hint ? ": encoding = " : " (e.g. encoding = gbk for Excel on Chinese Windows)",
+	          hint ? hint : "", hint ? "?" : "");
+}
+
+static int is_utf8_name(const char *enc)
+{
+	return strcasecmp(enc, "utf-8") == 0 || strcasecmp(enc, "utf8") == 0;
+}
+
+static void print_summary(struct validate *v, double secs)
+{
+	size_t rejected = v->rows - v->counts[VR_KEEP];
+
+	if (v->opts->quiet)
+		return;
+	printf("edm validate: campaign %s: %zu rows in %.2f s\n",
+	       v->cfg->campaign.name, v->rows, secs);
+	printf("  %-12s %10zu\n", "kept", v->counts[VR_KEEP]);
+	printf("  %-12s %10zu\n", "rejected", rejected);
+	for (int i = VR_MALFORMED; i < VR_COUNT; i++)
+		printf("    %-10s %10zu\n", validate_reason_names[i], v->counts[i]);
+	if (v->dns != NULL)
+		printf("  %-12s %10zu  (kept: the resolver did not answer for "
+		       "their domains)\n", "unverified", v->unverified);
+	else
+		printf("  %-12s %10s  (%s)\n", "dns", "off",
+		       v->opts->no_dns ? "--no-dns" : "dns = no");
+	printf("  clean.csv    %s\n", v->clean_path);
+	printf("  rejects.csv  %s\n", v->rejects_path);
+}
+
+/* Load rules, suppression and DNS; returns a sysexits code. */
+static int setup_checks(struct validate *v)
+{
+	struct config *cfg = v->cfg;
+	char err[1024];
+
+	if ((v->rules = rules_new()) == NULL || (v->seen = strset_new()) == NULL) {
+		edm_error("out of memory");
+		return EX_OSERR;
+	}
+	if (cfg->validate.disposable_domains != NULL &&
+	    rules_add_disposable_file(v->rules, cfg->validate.disposable_domains,
+	                              err, sizeof(err)) < 0) {
+		edm_error("%s (named by disposable_domains at %s)", err,
+		          config_where(cfg, "validate", "disposable_domains"));
+		return access(cfg->validate.disposable_domains, R_OK) < 0 ? EX_NOINPUT : EX_DATAERR;
+	}
+	if (cfg->campaign.suppression != NULL) {
+		size_t skipped = 0;
+		if ((v->suppressed = strset_new()) == NULL) {
+			edm_error("out of memory");
+			return EX_OSERR;
+		}
+		if (suppress_load(v->suppressed, cfg->campaign.suppression,
+		                  &skipped, err, sizeof(err)) < 0) {
+			edm_error("%s (named by suppression at %s)", err,
+			          config_where(cfg, "campaign", "suppression"));
+			return access(cfg->campaign.suppression, R_OK) < 0 ? EX_NOINPUT : EX_DATAERR;
+		}
+		if (skipped > 0)
+			edm_warn("%s: %zu lines are not valid addresses and were ignored",
+			         cfg->campaign.suppression, skipped);
+	}
+	if (cfg->validate.dns && !v->opts->no_dns) {
+		struct dns_opts dopts = {
+			.servers = v->opts->resolver ? v->opts->resolver
+			                             : cfg->validate.resolver,
+			.timeout_ms = cfg->validate.dns_timeout_ms,
+			.tries = cfg->validate.dns_tries,
+			.max_inflight = cfg->validate.dns_concurrency,
+		};
+		if (uv_loop_init(&v->loop) < 0) {
+			edm_error("cannot start the event loop");
+			return EX_OSERR;
+		}
+		v->loop_ready = 1;
+		if ((v->dns = dns_new(&v->loop, &dopts, err, sizeof(err))) == NULL) {
+			edm_error("%s: %s", v->opts->resolver ? "--resolver"
+			          : config_where(cfg, "validate", "resolver"), err);
+			return EX_CONFIG;
+		}
+	}
+	return 0;
+}
+
+/* Open the reader, check the header, open the writers. */
+static int setup_io(struct validate *v)
+{
+	struct config *cfg = v->cfg;
+	const char *out_dir = v->opts->out_dir ? v->opts->out_dir : cfg->campaign.out_dir;
+	struct csv_reader_opts ro = {
+		.path = cfg->campaign.recipients,
+		.encoding = cfg->campaign.encoding,
+		.delimiter = cfg->campaign.delimiter,
+	};
+	const struct csv_row *h;
+	char err[1024];
+	int col;
+
+	if (access(ro.path, R_OK) < 0) {
+		edm_error("%s: %s (named by recipients at %s)", ro.path,
+		          strerror(errno), config_where(cfg, "campaign", "recipients"));
+		return EX_NOINPUT;
+	}
+	if ((v->reader = csv_reader_open(&ro, err, sizeof(err))) == NULL) {
+		edm_error("%s", err);
+		return EX_DATAERR;
+	}
+	h = csv_reader_header(v->reader);
+	if (h->bad_encoding && is_utf8_name(cfg->campaign.encoding)) {
+		encoding_stop(v, "its header row");
+		return EX_DATAERR;
+	}
+	col = find_email_column(h, cfg->campaign.email_column);
+	if (col < 0) {
+		char cols[512];
+		int n = 0;
+		cols[0] = '\0';
+		for (size_t i = 0; i < h->nfields && n >= 0 && (size_t)n < sizeof(cols); i++)
+			n += snprintf(cols + n, sizeof(cols) - (size_t)n, "%s\"%s\"",
+			              i ? ", " : "", h->fields[i]);
+		edm_error("%s: no column \"%s\" in the header row (columns: %s); "
+		          "name the address column with email_column in [campaign] (%s)%s",
+		          ro.path, cfg->campaign.email_column, cols,
+		          config_where(cfg, "campaign", "email_column"),
+		          h->nfields == 1 && cfg->campaign.delimiter == ',' &&
+		          (strchr(h->fields[0], ';') || strchr(h->fields[0], '\t'))
+		          ? "; the header looks ;- or tab-separated: set delimiter" : "");
+		return EX_DATAERR;
+	}
+	v->email_col = (size_t)col;
+	v->ncols = h->nfields;
+
+	if (mkdir_p(out_dir) < 0) {
+		edm_error("%s: cannot create the output directory: %s (out_dir at %s, or --out-dir)",
+		          out_dir, strerror(errno), config_where(cfg, "campaign", "out_dir"));
+		return EX_CANTCREAT;
+	}
+	if (asprintf(&v->clean_path, "%s/clean.csv", out_dir) < 0 ||
+	    asprintf(&v->rejects_path, "%s/rejects.csv", out_dir) < 0) {
+		edm_error("out of memory");
+		return EX_OSERR;
+	}
+	if ((v->clean = csv_writer_open(v->clean_path, 0600, err, sizeof(err))) == NULL ||
+	    (v->rejects = csv_writer_open(v->rejects_path, 0600, err, sizeof(err))) == NULL) {
+		edm_error("%s", err);
+		return EX_CANTCREAT;
+	}
+	if (csv_writer_row(v->clean, h->fields, h->lens, h->nfields) < 0 ||
+	    write_rejects_header(v, h) < 0) {
+		edm_error("%s: write failed: %s", out_dir, strerror(errno));
+		return EX_IOERR;
+	}
+	return 0;
+}
+
+/* The main pass; returns a sysexits code. */
+static int validate_pass(struct validate *v)
+{
+	int utf8 = is_utf8_name(v->cfg->campaign.encoding);
+	const struct csv_row *r;
+	char err[1024];
+	int rc;
+
+	while ((rc = csv_reader_next(v->reader, &r, err, sizeof(err))) == 1) {
+		v->rows++;
+		if (handle_row(v, r) < 0) {
+			edm_error("writing %s: %s", v->clean_path, strerror(errno));
+			return EX_IOERR;
+		}
+		if (utf8 && v->rows == ENCODING_PROBE_ROWS &&
+		    v->bad_encoding * 2 >= v->rows) {
+			encoding_stop(v, "most of its first rows");
+			return EX_DATAERR;
+		}
+		if ((v->rows & 1023) == 0) {
+			if (v->loop_ready)
+				uv_run(&v->loop, UV_RUN_NOWAIT);
+			progress(v, 0);
+		}
+	}
+	if (rc < 0) {
+		edm_error("%s", err);
+		return EX_DATAERR;
+	}
+	while (v->count > 0)
+		if (window_wait_head(v) < 0) {
+			edm_error("writing %s: %s", v->clean_path, strerror(errno));
+			return EX_IOERR;
+		}
+	if (v->rows > 0 && v->bad_encoding * 2 > v->rows) {
+		if (utf8)
+			encoding_stop(v, "most of the file");
+		else
+			edm_error("%s: %zu of %zu rows are not valid %s; is that the "
+			          "file's encoding? (encoding at %s)",
+			          v->cfg->campaign.recipients, v->bad_encoding, v->rows,
+			          v->cfg->campaign.encoding,
+			          config_where(v->cfg, "campaign", "encoding"));
+		return EX_DATAERR;
+	}
+	return 0;
+}
+
+int validate_run(struct config *cfg, const struct validate_opts *o)
+{
+	struct validate v = { .cfg = cfg, .opts = o };
+	struct timespec end;
+	char err[1024];
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &v.start);
+	v.last_progress = v.start;
+	if ((v.win = calloc(WINDOW_ROWS, sizeof(*v.win))) == NULL) {
+		edm_error("out of memory");
+		return EX_OSERR;
+	}
+	if ((rc = setup_checks(&v)) != 0 || (rc = setup_io(&v)) != 0)
+		goto out;
+	rc = validate_pass(&v);
+	progress(&v, 1);
+	if (rc != 0)
+		goto out;
+	if (csv_writer_commit(v.clean, err, sizeof(err)) < 0 ||
+	    csv_writer_commit(v.rejects, err, sizeof(err)) < 0) {
+		edm_error("%s", err);
+		rc = EX_IOERR;
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	print_summary(&v, (double)ts_diff_ns(&v.start, &end) / 1e9);
+	log_kv(EDM_LOG_INFO, "validate_done", "campaign=%s rows=%zu kept=%zu unverified=%zu",
+	       cfg->campaign.name, v.rows, v.counts[VR_KEEP], v.unverified);
+out:
+	csv_writer_free(v.clean);
+	csv_writer_free(v.rejects);
+	csv_reader_free(v.reader);
+	if (v.dns != NULL)
+		dns_free(v.dns);
+	if (v.loop_ready) {
+		uv_run(&v.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&v.loop);
+	}
+	strset_free(v.seen);
+	strset_free(v.suppressed);
+	rules_free(v.rules);
+	for (size_t i = 0; i < WINDOW_ROWS; i++) {
+		free(v.win[i].buf);
+		free(v.win[i].lens);
+		free(v.win[i].fields);
+	}
+	free(v.win);
+	free(v.clean_path);
+	free(v.rejects_path);
+	return rc;
+}

@@ -1,0 +1,335 @@
+/*
+ * test_config.c - the INI reader (campaign/ini.c) and the config schema
+ * (campaign/config.c): grammar, file:line errors, defaults, paths, and that
+ * docs/config.md documents every key of the schema.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cunit_main.h"
+#include "ini.h"
+
+static char err[2048];
+
+static struct ini *parse(const char *text)
+{
+	return ini_parse(text, strlen(text), "t.ini", err, sizeof(err));
+}
+
+static const char *get(const struct ini *ini, const char *section, const char *key)
+{
+	for (size_t i = 0; i < ini->n; i++)
+		if (strcmp(ini->entries[i].section, section) == 0 &&
+		    strcmp(ini->entries[i].key, key) == 0)
+			return ini->entries[i].value;
+	return NULL;
+}
+
+static void test_ini_basic(void)
+{
+	struct ini *ini = parse("; comment\n# another\n[campaign]\nname = spring-sale\n"
+	                        "recipients=list.csv\n  \n[validate]\ndns = yes\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+	CU_ASSERT_STRING_EQUAL(get(ini, "campaign", "name"), "spring-sale");
+	CU_ASSERT_STRING_EQUAL(get(ini, "campaign", "recipients"), "list.csv");
+	CU_ASSERT_STRING_EQUAL(get(ini, "validate", "dns"), "yes");
+	CU_ASSERT_EQUAL(ini->n, 3);
+	CU_ASSERT_EQUAL(ini->entries[0].line, 4);
+	CU_ASSERT_EQUAL(ini->entries[2].line, 8);
+	CU_ASSERT_EQUAL(ini->nsections, 2);
+	ini_free(ini);
+}
+
+static void test_ini_quotes_and_comments(void)
+{
+	struct ini *ini = parse(
+		"[m]\n"
+		"from = \"Acme 商城 <news@acme.example>\"   ; the sender\n"
+		"a = value ; inline comment\n"
+		"b = value # hash comment\n"
+		"c = semi;colon#hash kept\n"
+		"d = \"quoted ; not a comment\"\n"
+		"e = \"esc \\\"q\\\" and \\\\ back\"\n"
+		"f =\n"
+		"g = \"\"\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "from"), "Acme 商城 <news@acme.example>");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "a"), "value");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "b"), "value");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "c"), "semi;colon#hash kept");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "d"), "quoted ; not a comment");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "e"), "esc \"q\" and \\ back");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "f"), "");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "g"), "");
+	CU_ASSERT_EQUAL(ini->entries[0].quoted, 1);
+	CU_ASSERT_EQUAL(ini->entries[1].quoted, 0);
+	ini_free(ini);
+}
+
+/* A value far past libinih's 200-byte line limit survives intact. */
+static void test_ini_long_utf8_line(void)
+{
+	size_t n = 0;
+	char *text = malloc(20000), *want = malloc(20000);
+	const char *han = "双十一大促销";
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	want[0] = '\0';
+	for (int i = 0; i < 400; i++)
+		strcat(want, han);
+	n = (size_t)sprintf(text, "[message]\nsubject = %s\n", want);
+	CU_ASSERT(strlen(want) > 5000);
+	struct ini *ini = ini_parse(text, n, "t.ini", err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+	CU_ASSERT_STRING_EQUAL(get(ini, "message", "subject"), want);
+	ini_free(ini);
+	free(text);
+	free(want);
+}
+
+static void test_ini_continuation(void)
+{
+	struct ini *ini = parse("[message]\nheaders = X-Campaign: {{campaign}} ; c\n"
+	                        "  X-Mailer: edm\n\tX-Tag: a;b\n\nnext = 1\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+	CU_ASSERT_STRING_EQUAL(get(ini, "message", "headers"),
+	                       "X-Campaign: {{campaign}}\nX-Mailer: edm\nX-Tag: a;b");
+	CU_ASSERT_STRING_EQUAL(get(ini, "message", "next"), "1");
+	ini_free(ini);
+}
+
+static void test_ini_crlf_bom_sub(void)
+{
+	struct ini *ini = parse("\xEF\xBB\xBF[campaign]\r\nname = x\r\n[dkim ed25519]\r\nselector = s1\r\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+	CU_ASSERT_STRING_EQUAL(get(ini, "campaign", "name"), "x");
+	CU_ASSERT_STRING_EQUAL(ini->entries[1].section, "dkim");
+	CU_ASSERT_STRING_EQUAL(ini->entries[1].sub, "ed25519");
+	CU_ASSERT_STRING_EQUAL(ini->entries[1].value, "s1");
+	ini_free(ini);
+}
+
+/* Each error names file:line and what is wrong. */
+static void expect_error(const char *text, const char *where, const char *what)
+{
+	struct ini *ini = parse(text);
+	CU_ASSERT_PTR_NULL(ini);
+	ini_free(ini);
+	if (strstr(err, where) == NULL || strstr(err, what) == NULL) {
+		fprintf(stderr, "\n  error was: %s\n  wanted: %s ... %s\n", err, where, what);
+		CU_FAIL("error message");
+	}
+}
+
+static void test_ini_errors(void)
+{
+	expect_error("name = x\n", "t.ini:1:", "outside any section");
+	expect_error("[a]\nk = 1\nk = 2\n", "t.ini:3:", "given twice");
+	expect_error("[a]\n[b]\n[a]\n", "t.ini:3:", "section [a] given twice");
+	expect_error("[a]\njust words\n", "t.ini:2:", "expected 'key = value'");
+	expect_error("[a\n", "t.ini:1:", "without ']'");
+	expect_error("[a]\nk = \"open\n", "t.ini:2:", "unterminated");
+	expect_error("[a]\nk = \"x\" y\n", "t.ini:2:", "after the closing quote");
+	expect_error("[a]\nk = \xff\xfe\n", "t.ini:2:", "UTF-8");
+	expect_error("[a]\n = v\n", "t.ini:2:", "missing key");
+	expect_error("[a]\nbad key = v\n", "t.ini:2:", "invalid key");
+}
+
+/* Write a file under a fresh temp dir; returns its path (static buffer). */
+static char tmpdir[256];
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void test_config_defaults_and_paths(void)
+{
+	const char *p = write_file("spring.ini", "[campaign]\nrecipients = list.csv\n");
+	struct config *cfg = config_load(p, err, sizeof(err));
+	char want[600];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.name, "spring");
+	snprintf(want, sizeof(want), "%s/list.csv", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.recipients, want);
+	snprintf(want, sizeof(want), "%s/spring.out", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.out_dir, want);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.email_column, "email");
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.encoding, "utf-8");
+	CU_ASSERT_EQUAL(cfg->campaign.delimiter, ',');
+	CU_ASSERT_PTR_NULL(cfg->campaign.suppression);
+	CU_ASSERT_EQUAL(cfg->validate.dns, 1);
+	CU_ASSERT_EQUAL(cfg->validate.role_accounts, CFG_KEEP);
+	CU_ASSERT_EQUAL(cfg->validate.disposable, CFG_REJECT);
+	CU_ASSERT_EQUAL(cfg->validate.typos, CFG_REJECT);
+	CU_ASSERT_PTR_NULL(cfg->validate.resolver);
+	config_free(cfg);
+}
+
+static void test_config_full(void)
+{
+	const char *p = write_file("full.ini",
+		"[campaign]\n"
+		"name = 双十一-sale\n"
+		"recipients = /data/list.csv\n"
+		"email_column = E-Mail\n"
+		"encoding = gbk\n"
+		"delimiter = tab\n"
+		"suppression = sup/suppressed.csv\n"
+		"out_dir = out\n"
+		"[validate]\n"
+		"dns = no\n"
+		"resolver = 127.0.0.1:5353\n"
+		"role_accounts = reject\n"
+		"disposable = keep\n"
+		"typos = keep\n"
+		"dns_timeout_ms = 500\n");
+	struct config *cfg = config_load(p, err, sizeof(err));
+	char want[600];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.name, "双十一-sale");
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.recipients, "/data/list.csv");
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.email_column, "E-Mail");
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.encoding, "gbk");
+	CU_ASSERT_EQUAL(cfg->campaign.delimiter, '\t');
+	snprintf(want, sizeof(want), "%s/sup/suppressed.csv", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.suppression, want);
+	snprintf(want, sizeof(want), "%s/out", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->campaign.out_dir, want);
+	CU_ASSERT_EQUAL(cfg->validate.dns, 0);
+	CU_ASSERT_STRING_EQUAL(cfg->validate.resolver, "127.0.0.1:5353");
+	CU_ASSERT_EQUAL(cfg->validate.role_accounts, CFG_REJECT);
+	CU_ASSERT_EQUAL(cfg->validate.disposable, CFG_KEEP);
+	CU_ASSERT_EQUAL(cfg->validate.typos, CFG_KEEP);
+	CU_ASSERT_EQUAL(cfg->validate.dns_timeout_ms, 500);
+	snprintf(want, sizeof(want), "%s:11", p);
+	CU_ASSERT_STRING_EQUAL(config_where(cfg, "validate", "resolver"), want);
+	config_free(cfg);
+}
+
+static void expect_config_error(const char *text, const char *what)
+{
+	const char *p = write_file("bad.ini", text);
+	struct config *cfg = config_load(p, err, sizeof(err));
+
+	CU_ASSERT_PTR_NULL(cfg);
+	config_free(cfg);
+	if (strstr(err, what) == NULL) {
+		fprintf(stderr, "\n  error was: %s\n  wanted: %s\n", err, what);
+		CU_FAIL("config error message");
+	}
+}
+
+static void test_config_errors(void)
+{
+	expect_config_error("[campaign]\nrecipent = l.csv\n",
+	                    "bad.ini:2: unknown key 'recipent' in [campaign] (did you mean 'recipients'?)");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[valdate]\n",
+	                    "bad.ini:3: unknown section [valdate] (did you mean [validate]?)");
+	expect_config_error("[campaign]\nname = x\n", "recipients is required");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[validate]\ndns = maybe\n",
+	                    "bad.ini:4: dns: 'maybe' is not yes or no");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[validate]\ntypos = drop\n",
+	                    "bad.ini:4: typos: 'drop' must be keep or reject");
+	expect_config_error("[campaign]\nrecipients = l.csv\ndelimiter = x\n",
+	                    "bad.ini:3: delimiter:");
+	expect_config_error("[campaign]\nrecipients = l.csv\nname = a/b\n",
+	                    "bad.ini:3: name:");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[validate]\ndns_timeout_ms = 5\n",
+	                    "bad.ini:4: dns_timeout_ms: '5' must be a whole number from 100 to 60000");
+	expect_config_error("[campaign]\nrecipients = l.csv\npassword = hunter2\n",
+	                    "bad.ini:3: [campaign] password: secrets never live in the config file");
+	expect_config_error("[campaign]\nrecipients = a.csv\nrecipients = b.csv\n",
+	                    "bad.ini:3: key 'recipients' given twice in [campaign] (first at line 2)");
+	/* The secret must not be echoed back in the message. */
+	CU_ASSERT_PTR_NULL(strstr(err, "hunter2"));
+	expect_config_error("[dkim ed25519]\nselector = s\n", "unknown section [dkim ed25519]");
+
+	CU_ASSERT_PTR_NULL(config_load("/nonexistent/edm.ini", err, sizeof(err)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/edm.ini"));
+}
+
+/* docs/config.md must document every key the schema accepts. */
+static void test_config_documented(void)
+{
+	static const char *const keys[] = {
+		"name", "recipients", "email_column", "encoding", "delimiter",
+		"suppression", "out_dir", "dns", "resolver", "role_accounts",
+		"disposable", "typos", "disposable_domains", "dns_timeout_ms",
+		"dns_tries", "dns_concurrency",
+	};
+	FILE *f = fopen(EDM_FIXTURES "/../../docs/config.md", "r");
+	static char doc[200000];
+	size_t n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	n = fread(doc, 1, sizeof(doc) - 1, f);
+	doc[n] = '\0';
+	fclose(f);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "`%s`", keys[i]);
+		if (strstr(doc, want) == NULL) {
+			fprintf(stderr, "\n  docs/config.md lacks %s\n", want);
+			CU_FAIL("undocumented key");
+		}
+		/* and the schema accepts it (a doc-only key would be a lie) */
+		char text[256];
+		snprintf(text, sizeof(text), "[campaign]\nrecipients = l.csv\n[%s]\n%s = 100\n",
+		         i < 7 ? "campaign" : "validate", keys[i]);
+		if (i == 1)
+			continue;
+		const char *p = write_file("doc.ini", text);
+		struct config *cfg = config_load(p, err, sizeof(err));
+		if (cfg == NULL && strstr(err, "unknown key") != NULL) {
+			fprintf(stderr, "\n  schema lacks %s: %s\n", keys[i], err);
+			CU_FAIL("documented key unknown to the schema");
+		}
+		config_free(cfg);
+	}
+}
+
+static const struct test_case tests[] = {
+	{ "ini_basic", test_ini_basic },
+	{ "ini_quotes_and_comments", test_ini_quotes_and_comments },
+	{ "ini_long_utf8_line", test_ini_long_utf8_line },
+	{ "ini_continuation", test_ini_continuation },
+	{ "ini_crlf_bom_sub", test_ini_crlf_bom_sub },
+	{ "ini_errors", test_ini_errors },
+	{ "config_defaults_and_paths", test_config_defaults_and_paths },
+	{ "config_full", test_config_full },
+	{ "config_errors", test_config_errors },
+	{ "config_documented", test_config_documented },
+	{ NULL, NULL },
+};
+
+int main(void)
+{
+	char tmpl[] = "/tmp/edm-test-config-XXXXXX";
+	int rc;
+
+	if (mkdtemp(tmpl) == NULL)
+		return 125;
+	/* realpath: config.c makes paths absolute via realpath too. */
+	if (realpath(tmpl, tmpdir) == NULL)
+		return 125;
+	rc = test_run("config", tests);
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	return rc;
+}
