@@ -394,8 +394,12 @@ static int handle_row(struct validate *v, const struct csv_row *r)
 	if (decided && v->count == 0)
 		return emit(v, r->row, r->fields, r->lens, r->nfields, reason,
 		            detail, suggestion);
-	if (v->count == WINDOW_ROWS && window_wait_head(v) < 0)
-		return -1;
+	if (v->count == WINDOW_ROWS) {
+		log_kv(EDM_LOG_DEBUG, "window_full", "row=%zu rows=%d dns_pending=%zu",
+		       r->row, WINDOW_ROWS, dns_pending(v->dns));
+		if (window_wait_head(v) < 0)
+			return -1;
+	}
 	w = &v->win[(v->head + v->count) % WINDOW_ROWS];
 	if (wrow_fill(w, r) < 0)
 		return -1;
@@ -483,8 +487,8 @@ static void print_summary(struct validate *v, double secs)
 	for (int i = VR_MALFORMED; i < VR_COUNT; i++)
 		printf("    %-10s %10zu\n", validate_reason_names[i], v->counts[i]);
 	if (v->dns != NULL)
-		printf("  %-12s %10zu  (kept: the resolver did not answer for "
-		       "their domains)\n", "unverified", v->unverified);
+		printf("  %-12s %10zu  (kept: DNS timeout, SERVFAIL or REFUSED "
+		       "for their domains)\n", "unverified", v->unverified);
 	else
 		printf("  %-12s %10s  (%s)\n", "dns", "off",
 		       v->opts->no_dns ? "--no-dns" : "dns = no");

@@ -27,4 +27,19 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Dc_args=-fno-sanitize-recover=all
 
-echo "all test suites passed"
+# One closing line for CI ("N passed, N failed"), counted from meson's logs.
+/usr/bin/python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
+import json, sys
+ok = bad = skip = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        elif r == "SKIP":
+            skip += 1
+        else:
+            bad += 1
+print(f"{ok} passed, {bad} failed, {skip} skipped")
+sys.exit(1 if bad else 0)
+PY
