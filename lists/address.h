@@ -2,8 +2,8 @@
  * address.h - RFC 5321 mailbox syntax check and normalisation (I/O-free).
  *
  * Contract: addr_parse() takes the raw bytes of a CSV field (UTF-8, may carry
- * surrounding whitespace) and decides whether it is a Mailbox usable on the
- * public internet:
+ * surrounding blanks: space, tab, CR, LF, U+00A0, U+3000; they are trimmed)
+ * and decides whether it is a Mailbox usable on the public internet:
  *   - dot-atom local part (RFC 5322 atext), no leading/trailing/double dots,
  *     at most 64 octets; quoted local parts are refused (not usable in bulk);
  *     a non-ASCII local part (EAI) is refused with a detail saying it needs
@@ -13,10 +13,13 @@
  *     no address literals ([1.2.3.4]), no bare IPs, no dotless domains, no
  *     trailing dot; total domain at most 253 octets after IDNA;
  *   - internationalised domains (münchen.de) are converted to punycode with
- *     libidn2 (IDNA2008, non-transitional, NFC input); domain lowercased;
+ *     libidn2 (IDNA2008, non-transitional, NFC input), full-width dots
+ *     (U+3002, U+FF0E, U+FF61) counting as '.'; domain lowercased;
  *   - the whole address at most 254 octets (RFC 5321 4.5.3.1.3 path 256
  *     minus the angle brackets).
- * It does no DNS and allocates nothing; 'out' is fully owned by the caller.
+ * It does no DNS; 'out' is fully owned by the caller. Nothing is allocated
+ * on the ASCII path; a non-ASCII domain goes through libidn2, which
+ * allocates a temporary that is freed before returning.
  */
 #ifndef EDM_ADDRESS_H
 #define EDM_ADDRESS_H
