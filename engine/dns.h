@@ -50,7 +50,8 @@ struct dns *dns_new(uv_loop_t *loop, const struct dns_opts *o,
  * or queues the lookup when not yet known. When the verdict is final,
  * *detail (may be NULL) points at a short static-lifetime text such as
  * "NXDOMAIN", "null MX (RFC 7505)", "no MX and no A/AAAA", "timeout",
- * "SERVFAIL"; valid until dns_free().
+ * "SERVFAIL"; for DNS_OK "MX", "A (implicit MX)" or "AAAA (implicit MX)";
+ * valid until dns_free().
  */
 enum dns_verdict dns_mail_lookup(struct dns *d, const char *domain,
                                  const char **detail);
