@@ -27,7 +27,7 @@ struct csv_reader;
 struct csv_reader_opts {
 	const char *path;     /* file to read */
 	const char *encoding; /* iconv name or alias; NULL or "utf-8" = UTF-8 */
-	char delimiter;       /* ',', '\t', ';' or '|' */
+	char delimiter;       /* ',', '\t', ';' or '|'; 0 means ',' */
 };
 
 struct csv_row {
@@ -56,16 +56,22 @@ const struct csv_row *csv_reader_header(const struct csv_reader *r);
 
 /*
  * Next data record. Returns 1 and points *row at it (valid until the next
- * call), 0 at end of file, -1 on an I/O or parser error (message in err).
+ * call), 0 at end of file, -1 on an I/O or parser error (message in err,
+ * with the row number for a quote left open at end of file or a record
+ * over 1 MiB, both signs of an unbalanced quote). After -1 every further
+ * call fails too.
  */
 int csv_reader_next(struct csv_reader *r, const struct csv_row **row,
                     char *err, size_t errlen);
 
 /*
- * An encoding hint for a utf-8 campaign whose records are not valid UTF-8:
- * "gbk" when the first offending bytes decode as GB18030, "big5" when they
- * decode as Big5 but not GB18030, otherwise NULL. NULL too when no record
- * was bad or the campaign declared another encoding.
+ * An encoding hint for a utf-8 campaign whose records are not valid UTF-8,
+ * judged from the raw bytes of the first bad field: "gbk" when they are
+ * GB2312 double-byte characters, "big5" when they are not but decode as
+ * Big5, "gbk" when they decode only as GB18030, otherwise NULL. (Every
+ * Big5 pair is also a valid GB18030 pair, hence the GB2312 test first.)
+ * NULL too when no record was bad or the campaign declared another
+ * encoding.
  */
 const char *csv_reader_hint(const struct csv_reader *r);
 
