@@ -28,17 +28,20 @@ enum cfg_type {
 	T_UINT,    /* decimal, within [min, max] */
 	T_DELIM,   /* , | tab | ; | "|" */
 	T_NAME,    /* campaign name: no '/', no control characters */
+	T_PATHLIST,/* comma-separated file names, each made absolute */
 };
 
 struct cfg_key {
 	const char *section;
 	const char *key;
 	enum cfg_type type;
-	size_t offset;          /* into struct config */
+	size_t offset;          /* into struct config, or into struct
+	                           config_dkim for section "dkim" */
 	unsigned min, max;      /* T_UINT */
 };
 
 #define OFF(field) offsetof(struct config, field)
+#define DOFF(field) offsetof(struct config_dkim, field)
 
 static const struct cfg_key schema[] = {
 	{ "campaign", "name", T_NAME, OFF(campaign.name), 0, 0 },
@@ -59,6 +62,21 @@ static const struct cfg_key schema[] = {
 	{ "validate", "dns_timeout_ms", T_UINT, OFF(validate.dns_timeout_ms), 100, 60000 },
 	{ "validate", "dns_tries", T_UINT, OFF(validate.dns_tries), 1, 10 },
 	{ "validate", "dns_concurrency", T_UINT, OFF(validate.dns_concurrency), 1, 1024 },
+	{ "message", "from", T_STRING, OFF(message.from), 0, 0 },
+	{ "message", "to_name", T_STRING, OFF(message.to_name), 0, 0 },
+	{ "message", "reply_to", T_STRING, OFF(message.reply_to), 0, 0 },
+	{ "message", "subject", T_STRING, OFF(message.subject), 0, 0 },
+	{ "message", "text", T_PATH, OFF(message.text), 0, 0 },
+	{ "message", "html", T_PATH, OFF(message.html), 0, 0 },
+	{ "message", "attachments", T_PATHLIST, OFF(message.attachments), 0, 0 },
+	{ "message", "headers", T_STRING, OFF(message.headers), 0, 0 },
+	{ "message", "feedback_id", T_STRING, OFF(message.feedback_id), 0, 0 },
+	{ "message", "unsubscribe_url", T_STRING, OFF(message.unsubscribe_url), 0, 0 },
+	{ "message", "unsubscribe_mailto", T_STRING, OFF(message.unsubscribe_mailto), 0, 0 },
+	{ "message", "strict_variables", T_BOOL, OFF(message.strict_variables), 0, 0 },
+	{ "dkim", "domain", T_STRING, DOFF(domain), 0, 0 },
+	{ "dkim", "selector", T_STRING, DOFF(selector), 0, 0 },
+	{ "dkim", "key", T_PATH, DOFF(key), 0, 0 },
 };
 
 /* Key names that must never hold a secret directly. */
@@ -67,7 +85,13 @@ static const char *const secret_keys[] = {
 };
 
 /* Sections the schema knows, in documentation order. */
-static const char *const sections[] = { "campaign", "validate" };
+static const char *const sections[] = { "campaign", "validate", "message", "dkim" };
+
+/* Sections that may repeat with a second word: [dkim ed25519]. */
+static int section_takes_sub(const char *name)
+{
+	return strcmp(name, "dkim") == 0;
+}
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -184,11 +208,45 @@ static int parse_bool(const char *v, int *out)
 	return -1;
 }
 
+/* attachments = a.pdf, b.png: split at commas, trim, make absolute. */
+static int set_pathlist(struct config *cfg, const struct cfg_key *k,
+                        const struct ini_entry *e, char *err, size_t errlen)
+{
+	const char *v = e->value;
+	struct config_message *m = &cfg->message;
+
+	(void)k; /* the only list is [message] attachments */
+	while (*v != '\0') {
+		const char *comma = strchr(v, ','), *end = comma ? comma : v + strlen(v);
+		const char *a = v;
+		char *item, *path, **list;
+
+		while (a < end && (*a == ' ' || *a == '\t'))
+			a++;
+		while (end > a && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (end == a)
+			return cfg_fail(err, errlen, cfg->path, e->line,
+			                "%s: empty file name in the list", e->key);
+		if ((item = strndup(a, (size_t)(end - a))) == NULL ||
+		    (path = path_resolve(cfg->dir, item)) == NULL ||
+		    (list = realloc(m->attachments, (m->nattachments + 1) * sizeof(*list))) == NULL) {
+			free(item);
+			return cfg_fail(err, errlen, cfg->path, e->line, "out of memory");
+		}
+		free(item);
+		list[m->nattachments++] = path;
+		m->attachments = list;
+		v = comma ? comma + 1 : end + strlen(end);
+	}
+	return 0;
+}
+
 /* Store one value into the config according to its schema row. */
-static int config_set(struct config *cfg, const struct cfg_key *k,
+static int config_set(struct config *cfg, void *obj, const struct cfg_key *k,
                       const struct ini_entry *e, char *err, size_t errlen)
 {
-	char *base = (char *)cfg + k->offset;
+	char *base = (char *)obj + k->offset;
 	const char *v = e->value;
 	const char *f = cfg->path;
 
@@ -218,6 +276,8 @@ static int config_set(struct config *cfg, const struct cfg_key *k,
 			return cfg_fail(err, errlen, f, e->line, "out of memory");
 		return 0;
 	}
+	case T_PATHLIST:
+		return set_pathlist(cfg, k, e, err, errlen);
 	case T_BOOL:
 		if (parse_bool(v, (int *)base) < 0)
 			return cfg_fail(err, errlen, f, e->line,
@@ -313,6 +373,36 @@ static char *config_dir(const char *path)
 	return dir;
 }
 
+/* Required keys of [message] and [dkim] (their meaning is checked when
+ * templates/message.c compiles them). */
+static int check_message(struct config *cfg, char *err, size_t errlen)
+{
+	struct config_message *m = &cfg->message;
+
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		struct config_dkim *d = &cfg->dkim[i];
+		const char *missing = d->domain == NULL ? "domain"
+		                    : d->selector == NULL ? "selector"
+		                    : d->key == NULL ? "key" : NULL;
+		if (missing != NULL)
+			return cfg_fail(err, errlen, cfg->path, d->line,
+			                "[dkim%s%s] needs %s (domain, selector and key "
+			                "are required)", *d->name ? " " : "", d->name,
+			                missing);
+	}
+	if (!m->present)
+		return 0;
+	if (m->from == NULL)
+		return cfg_fail(err, errlen, cfg->path, 0,
+		                "[message] from is required (e.g. from = \"Acme <news@acme.example>\")");
+	if (m->subject == NULL)
+		return cfg_fail(err, errlen, cfg->path, 0, "[message] subject is required");
+	if (m->text == NULL && m->html == NULL)
+		return cfg_fail(err, errlen, cfg->path, 0,
+		                "[message] needs a body: text = FILE, html = FILE, or both");
+	return 0;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -334,14 +424,32 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 
 	for (size_t i = 0; i < cfg->ini->nsections; i++) {
 		const struct ini_section *s = &cfg->ini->sections[i];
-		if (!known_section(s->name) || *s->sub != '\0') {
+		if (!known_section(s->name) ||
+		    (*s->sub != '\0' && !section_takes_sub(s->name))) {
 			const char *hint = closest(NULL, s->name);
 			cfg_fail(err, errlen, path, s->line,
-			         "unknown section [%s%s%s]%s%s%s (known: [campaign], [validate])",
+			         "unknown section [%s%s%s]%s%s%s (known: [campaign], "
+			         "[validate], [message], [dkim], [dkim NAME])",
 			         s->name, *s->sub ? " " : "", s->sub,
 			         hint ? " (did you mean [" : "", hint ? hint : "",
 			         hint ? "]?)" : "");
 			goto fail;
+		}
+		if (strcmp(s->name, "message") == 0)
+			cfg->message.present = 1;
+		if (strcmp(s->name, "dkim") == 0) {
+			struct config_dkim *d;
+			if (cfg->ndkim == CONFIG_MAX_DKIM) {
+				cfg_fail(err, errlen, path, s->line,
+				         "more than %d [dkim] sections", CONFIG_MAX_DKIM);
+				goto fail;
+			}
+			d = &cfg->dkim[cfg->ndkim++];
+			d->line = s->line;
+			if ((d->name = strdup(s->sub)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
 		}
 	}
 	for (size_t i = 0; i < cfg->ini->n; i++) {
@@ -369,7 +477,12 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 			         hint ? hint : "", hint ? "'?)" : "");
 			goto fail;
 		}
-		if (config_set(cfg, k, e, err, errlen) < 0)
+		void *obj = cfg;
+		if (strcmp(e->section, "dkim") == 0)
+			for (size_t j = 0; j < cfg->ndkim; j++)
+				if (strcmp(cfg->dkim[j].name, e->sub) == 0)
+					obj = &cfg->dkim[j];
+		if (config_set(cfg, obj, k, e, err, errlen) < 0)
 			goto fail;
 	}
 
@@ -379,6 +492,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		         "(e.g. recipients = list.csv)");
 		goto fail;
 	}
+	if (check_message(cfg, err, errlen) < 0)
+		goto fail;
 	if (*cfg->campaign.email_column == '\0') {
 		cfg_fail(err, errlen, path, 0,
 		         "[campaign] email_column may not be empty");
@@ -403,26 +518,45 @@ const char *config_where(struct config *cfg, const char *section,
                          const char *key)
 {
 	static char buf[PATH_MAX + 32];
+	unsigned line = config_line(cfg, section, key);
 
+	if (line > 0)
+		snprintf(buf, sizeof(buf), "%s:%u", cfg->path, line);
+	else
+		snprintf(buf, sizeof(buf), "%s", cfg->path);
+	return buf;
+}
+
+unsigned config_line(const struct config *cfg, const char *section,
+                     const char *key)
+{
 	for (size_t i = 0; cfg->ini != NULL && i < cfg->ini->n; i++) {
 		const struct ini_entry *e = &cfg->ini->entries[i];
-		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0) {
-			snprintf(buf, sizeof(buf), "%s:%u", cfg->path, e->line);
-			return buf;
-		}
+		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+			return e->line;
 	}
-	snprintf(buf, sizeof(buf), "%s", cfg->path);
-	return buf;
+	return 0;
 }
 
 void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < NELEM(schema); i++)
-		if (schema[i].type == T_PATH || schema[i].type == T_STRING ||
-		    schema[i].type == T_NAME)
+	for (size_t i = 0; i < NELEM(schema); i++) {
+		if (schema[i].type != T_PATH && schema[i].type != T_STRING &&
+		    schema[i].type != T_NAME)
+			continue;
+		if (strcmp(schema[i].section, "dkim") == 0)
+			for (size_t j = 0; j < cfg->ndkim; j++)
+				free(*(char **)((char *)&cfg->dkim[j] + schema[i].offset));
+		else
 			free(*(char **)((char *)cfg + schema[i].offset));
+	}
+	for (size_t j = 0; j < cfg->ndkim; j++)
+		free(cfg->dkim[j].name);
+	for (size_t j = 0; j < cfg->message.nattachments; j++)
+		free(cfg->message.attachments[j]);
+	free(cfg->message.attachments);
 	ini_free(cfg->ini);
 	free(cfg->path);
 	free(cfg->dir);

@@ -46,12 +46,44 @@ struct config_validate {
 	unsigned dns_concurrency;      /* domains in flight */
 };
 
+/* [message]: the raw (uncompiled) templates and files of the message;
+ * templates/message.c compiles them. Present when the section is. */
+struct config_message {
+	int present;
+	char *from;              /* "Name <addr>" or addr; name part templated */
+	char *to_name;           /* template or NULL */
+	char *reply_to;          /* addr-spec or NULL */
+	char *subject;           /* template (required) */
+	char *text;              /* absolute path or NULL */
+	char *html;              /* absolute path or NULL */
+	char **attachments;      /* absolute paths */
+	size_t nattachments;
+	char *headers;           /* template lines "Name: value", "\n"-joined */
+	char *feedback_id;       /* template or NULL */
+	char *unsubscribe_url;   /* template or NULL */
+	char *unsubscribe_mailto;/* addr-spec or NULL */
+	int strict_variables;    /* default 0 */
+};
+
+/* [dkim] or [dkim NAME]: one signature each. */
+#define CONFIG_MAX_DKIM 4
+struct config_dkim {
+	char *name;              /* "" for [dkim], else the NAME */
+	char *domain;            /* d= */
+	char *selector;          /* s= */
+	char *key;               /* absolute path of the PEM private key */
+	unsigned line;           /* line of the section header */
+};
+
 struct config {
 	char *path;   /* the config file as given */
 	char *dir;    /* its directory, absolute */
 	struct ini *ini;
 	struct config_campaign campaign;
 	struct config_validate validate;
+	struct config_message message;
+	struct config_dkim dkim[CONFIG_MAX_DKIM];
+	size_t ndkim;
 };
 
 /* Load and check 'path'. NULL with "file:line: key: reason" in err. */
@@ -65,6 +97,11 @@ struct config *config_load(const char *path, char *err, size_t errlen);
  */
 const char *config_where(struct config *cfg, const char *section,
                          const char *key);
+
+/* The line of the key in [section] (first one for repeated sub-sections),
+ * or 0 when the key was not written. */
+unsigned config_line(const struct config *cfg, const char *section,
+                     const char *key);
 
 /* Free; NULL is a no-op. */
 void config_free(struct config *cfg);

@@ -320,7 +320,7 @@ struct ini *ini_parse(const char *buf, size_t len, const char *file,
 		b.line++;
 		if (n > 0 && buf[pos + n - 1] == '\r')
 			n--;
-		if ((bad = utf8_check(buf + pos, n)) != n) {
+		if ((bad = utf8_check((const unsigned char *)buf + pos, n)) != n) {
 			ini_fail(&b, "not valid UTF-8 at column %zu (byte 0x%02X); "
 			         "save the file as UTF-8", bad + 1,
 			         (unsigned char)buf[pos + bad]);

@@ -36,6 +36,7 @@
  * bad field of a utf-8 campaign).
  */
 #include "csv_reader.h"
+#include "utf8.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -144,78 +145,6 @@ struct csv_reader {
 	int hint_done;
 	const char *hint;
 };
-
-/* ---- UTF-8 ---------------------------------------------------------- */
-
-/* Length (1..4) of the well-formed UTF-8 sequence at s, or 0 (RFC 3629
- * section 4: no overlongs, no surrogates D800-DFFF, nothing past 10FFFF). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xC2)
-		return 0;
-	if (c < 0xE0)
-		return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c < 0xF0) {
-		if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-			return 0;
-		if (c == 0xE0 && s[1] < 0xA0)
-			return 0;
-		if (c == 0xED && s[1] > 0x9F)
-			return 0;
-		return 3;
-	}
-	if (c < 0xF5) {
-		if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
-		    (s[3] & 0xC0) != 0x80)
-			return 0;
-		if (c == 0xF0 && s[1] < 0x90)
-			return 0;
-		if (c == 0xF4 && s[1] > 0x8F)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-/* Offset of the first invalid byte in s[0..n), n when all is valid; eight
- * ASCII bytes at a time, since most recipient data is ASCII. */
-static size_t utf8_check(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k;
-	uint64_t v;
-
-	while (i < n) {
-		while (i + 8 <= n) {
-			memcpy(&v, s + i, 8);
-			if (v & 0x8080808080808080ULL)
-				break;
-			i += 8;
-		}
-		if (i >= n)
-			break;
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		k = utf8_seq_len(s + i, n - i);
-		if (k == 0)
-			return i;
-		i += k;
-	}
-	return n;
-}
-
-/* End of the run of invalid bytes starting at s[i]. */
-static size_t utf8_bad_run_end(const unsigned char *s, size_t n, size_t i)
-{
-	while (i < n && utf8_seq_len(s + i, n - i) == 0)
-		i++;
-	return i;
-}
 
 /* ---- messages ------------------------------------------------------- */
 

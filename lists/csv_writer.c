@@ -17,6 +17,7 @@
  * What it does not do: choose columns, or write BOMs or CRLF.
  */
 #include "csv_writer.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,36 +43,6 @@ struct csv_writer {
 	int created;       /* tmp exists on disk: unlink it unless committed */
 	int committed;
 };
-
-/* Length (1..4) of the well-formed UTF-8 sequence at s, or 0 (RFC 3629
- * section 4; same rules as the reader's check). */
-static size_t writer_utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xC2)
-		return 0;
-	if (c < 0xE0)
-		return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c < 0xF0) {
-		if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-			return 0;
-		if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F))
-			return 0;
-		return 3;
-	}
-	if (c < 0xF5) {
-		if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
-		    (s[3] & 0xC0) != 0x80)
-			return 0;
-		if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
 
 /* write(2) all of b[0..n), retrying short writes and EINTR. */
 static int writer_write_all(int fd, const unsigned char *b, size_t n)
@@ -191,7 +162,7 @@ static int writer_put_body(struct csv_writer *w, const unsigned char *s,
 		}
 		/* here s[i] is a quote (k = 1) or starts a multibyte
 		 * sequence (k = 2..4, or 0 when invalid) */
-		k = s[i] == '"' ? 1 : writer_utf8_seq(s + i, n - i);
+		k = s[i] == '"' ? 1 : utf8_seq_len(s + i, n - i);
 		if (k > 1) {
 			i += k;
 			continue;
@@ -206,7 +177,7 @@ static int writer_put_body(struct csv_writer *w, const unsigned char *s,
 			if (writer_put(w, "\xEF\xBF\xBD", 3) < 0)
 				return -1;
 			while (i < n && s[i] >= 0x80 &&
-			       writer_utf8_seq(s + i, n - i) == 0)
+			       utf8_seq_len(s + i, n - i) == 0)
 				i++;
 		}
 		start = i;

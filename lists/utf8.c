@@ -9,73 +9,65 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Length of the valid sequence at s[i], or 0 if it is invalid (RFC 3629 §4). */
-static size_t utf8_seq_len(const unsigned char *s, size_t len, size_t i)
+size_t utf8_seq_len(const unsigned char *s, size_t n)
 {
-	unsigned char c = s[i];
-	size_t n = len - i;
+	unsigned c = s[0];
 
 	if (c < 0x80)
 		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return n >= 2 && (s[i + 1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		unsigned char lo = 0x80, hi = 0xBF;
-
-		if (c == 0xE0)
-			lo = 0xA0; /* overlong */
-		else if (c == 0xED)
-			hi = 0x9F; /* surrogates */
-		if (n < 3 || s[i + 1] < lo || s[i + 1] > hi ||
-		    (s[i + 2] & 0xC0) != 0x80)
+	if (c < 0xC2)
+		return 0; /* continuation byte or overlong 2-byte lead */
+	if (c < 0xE0)
+		return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+	if (c < 0xF0) {
+		if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+			return 0;
+		if ((c == 0xE0 && s[1] < 0xA0) || /* overlong */
+		    (c == 0xED && s[1] > 0x9F))   /* surrogates */
 			return 0;
 		return 3;
 	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		unsigned char lo = 0x80, hi = 0xBF;
-
-		if (c == 0xF0)
-			lo = 0x90; /* overlong */
-		else if (c == 0xF4)
-			hi = 0x8F; /* above U+10FFFF */
-		if (n < 4 || s[i + 1] < lo || s[i + 1] > hi ||
-		    (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+	if (c < 0xF5) {
+		if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
+		    (s[3] & 0xC0) != 0x80)
+			return 0;
+		if ((c == 0xF0 && s[1] < 0x90) || /* overlong */
+		    (c == 0xF4 && s[1] > 0x8F))   /* above U+10FFFF */
 			return 0;
 		return 4;
 	}
 	return 0;
 }
 
-size_t utf8_check(const char *str, size_t len)
+size_t utf8_check(const unsigned char *s, size_t n)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
+	size_t i = 0, k;
+	uint64_t v;
 
-	while (i < len) {
-		if (len - i >= 8) {
-			uint64_t w;
-
-			memcpy(&w, s + i, 8);
-			if ((w & 0x8080808080808080ULL) == 0) {
-				i += 8;
-				continue;
-			}
+	while (i < n) {
+		while (i + 8 <= n) {
+			memcpy(&v, s + i, 8);
+			if (v & 0x8080808080808080ULL)
+				break;
+			i += 8;
 		}
-		size_t n = utf8_seq_len(s, len, i);
-		if (n == 0)
+		if (i >= n)
+			break;
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		k = utf8_seq_len(s + i, n - i);
+		if (k == 0)
 			return i;
-		i += n;
+		i += k;
 	}
-	return len;
+	return n;
 }
 
-size_t utf8_invalid_len(const char *str, size_t len, size_t off)
+size_t utf8_bad_run_end(const unsigned char *s, size_t n, size_t i)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = off + 1;
-
-	/* Swallow continuation bytes that belong to the broken sequence. */
-	while (i < len && (s[i] & 0xC0) == 0x80 && i - off < 4)
+	while (i < n && utf8_seq_len(s + i, n - i) == 0)
 		i++;
-	return i - off;
+	return i;
 }

@@ -256,20 +256,84 @@ static void test_config_errors(void)
 	                    "bad.ini:3: key 'recipients' given twice in [campaign] (first at line 2)");
 	/* The secret must not be echoed back in the message. */
 	CU_ASSERT_PTR_NULL(strstr(err, "hunter2"));
-	expect_config_error("[dkim ed25519]\nselector = s\n", "unknown section [dkim ed25519]");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[dkim ed25519]\nselector = s\n",
+	                    "bad.ini:3: [dkim ed25519] needs domain");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[validate extra]\n",
+	                    "bad.ini:3: unknown section [validate extra]");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[message]\nfrom = a@b.example\n"
+	                    "subject = s\n", "[message] needs a body");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[message]\nsubject = s\ntext = t\n",
+	                    "[message] from is required");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[message]\nsubjet = s\n",
+	                    "bad.ini:4: unknown key 'subjet' in [message] (did you mean 'subject'?)");
 
 	CU_ASSERT_PTR_NULL(config_load("/nonexistent/edm.ini", err, sizeof(err)));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/edm.ini"));
 }
 
+static void test_config_message_dkim(void)
+{
+	const char *p = write_file("msg.ini",
+		"[campaign]\nrecipients = l.csv\n"
+		"[message]\n"
+		"from = \"Acme 商城 <news@acme.example>\"\n"
+		"subject = {{first_name|朋友}}, 双十一 50% off\n"
+		"text = body.txt\n"
+		"attachments = terms.pdf , img/logo.png,/abs/x.zip\n"
+		"headers = X-Campaign: {{campaign}}\n"
+		"  X-Batch: 7\n"
+		"strict_variables = yes\n"
+		"[dkim]\ndomain = acme.example\nselector = s2026\nkey = keys/rsa.pem\n"
+		"[dkim ed25519]\ndomain = acme.example\nselector = e2026\nkey = /k/ed.pem\n");
+	struct config *cfg = config_load(p, err, sizeof(err));
+	char want[600];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT(cfg->message.present);
+	CU_ASSERT_STRING_EQUAL(cfg->message.from, "Acme 商城 <news@acme.example>");
+	CU_ASSERT_STRING_EQUAL(cfg->message.subject, "{{first_name|朋友}}, 双十一 50% off");
+	CU_ASSERT_STRING_EQUAL(cfg->message.headers, "X-Campaign: {{campaign}}\nX-Batch: 7");
+	CU_ASSERT_EQUAL(cfg->message.strict_variables, 1);
+	CU_ASSERT_PTR_NULL(cfg->message.html);
+	CU_ASSERT_EQUAL_FATAL(cfg->message.nattachments, 3);
+	snprintf(want, sizeof(want), "%s/terms.pdf", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->message.attachments[0], want);
+	snprintf(want, sizeof(want), "%s/img/logo.png", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->message.attachments[1], want);
+	CU_ASSERT_STRING_EQUAL(cfg->message.attachments[2], "/abs/x.zip");
+	CU_ASSERT_EQUAL_FATAL(cfg->ndkim, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->dkim[0].name, "");
+	CU_ASSERT_STRING_EQUAL(cfg->dkim[0].selector, "s2026");
+	snprintf(want, sizeof(want), "%s/keys/rsa.pem", tmpdir);
+	CU_ASSERT_STRING_EQUAL(cfg->dkim[0].key, want);
+	CU_ASSERT_STRING_EQUAL(cfg->dkim[1].name, "ed25519");
+	CU_ASSERT_STRING_EQUAL(cfg->dkim[1].selector, "e2026");
+	CU_ASSERT_STRING_EQUAL(cfg->dkim[1].key, "/k/ed.pem");
+	CU_ASSERT_EQUAL(config_line(cfg, "message", "subject"), 5);
+	CU_ASSERT_EQUAL(config_line(cfg, "message", "reply_to"), 0);
+	config_free(cfg);
+}
+
 /* docs/config.md must document every key the schema accepts. */
 static void test_config_documented(void)
 {
-	static const char *const keys[] = {
-		"name", "recipients", "email_column", "encoding", "delimiter",
-		"suppression", "out_dir", "dns", "resolver", "role_accounts",
-		"disposable", "typos", "disposable_domains", "dns_timeout_ms",
-		"dns_tries", "dns_concurrency",
+	static const char *const keys[][2] = {
+		{ "campaign", "name" }, { "campaign", "email_column" },
+		{ "campaign", "encoding" }, { "campaign", "delimiter" },
+		{ "campaign", "suppression" }, { "campaign", "out_dir" },
+		{ "campaign", "recipients" },
+		{ "validate", "dns" }, { "validate", "resolver" },
+		{ "validate", "role_accounts" }, { "validate", "disposable" },
+		{ "validate", "typos" }, { "validate", "disposable_domains" },
+		{ "validate", "dns_timeout_ms" }, { "validate", "dns_tries" },
+		{ "validate", "dns_concurrency" },
+		{ "message", "from" }, { "message", "to_name" },
+		{ "message", "reply_to" }, { "message", "subject" },
+		{ "message", "text" }, { "message", "html" },
+		{ "message", "attachments" }, { "message", "headers" },
+		{ "message", "feedback_id" }, { "message", "unsubscribe_url" },
+		{ "message", "unsubscribe_mailto" }, { "message", "strict_variables" },
+		{ "dkim", "domain" }, { "dkim", "selector" }, { "dkim", "key" },
 	};
 	FILE *f = fopen(EDM_FIXTURES "/../../docs/config.md", "r");
 	static char doc[200000];
@@ -280,22 +344,21 @@ static void test_config_documented(void)
 	doc[n] = '\0';
 	fclose(f);
 	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
-		char want[64];
-		snprintf(want, sizeof(want), "`%s`", keys[i]);
+		char want[64], text[256];
+		snprintf(want, sizeof(want), "`%s`", keys[i][1]);
 		if (strstr(doc, want) == NULL) {
 			fprintf(stderr, "\n  docs/config.md lacks %s\n", want);
 			CU_FAIL("undocumented key");
 		}
 		/* and the schema accepts it (a doc-only key would be a lie) */
-		char text[256];
-		snprintf(text, sizeof(text), "[campaign]\nrecipients = l.csv\n[%s]\n%s = 100\n",
-		         i < 7 ? "campaign" : "validate", keys[i]);
-		if (i == 1)
+		if (strcmp(keys[i][1], "recipients") == 0)
 			continue;
+		snprintf(text, sizeof(text), "[campaign]\nrecipients = l.csv\n[%s]\n%s = 100\n",
+		         keys[i][0], keys[i][1]);
 		const char *p = write_file("doc.ini", text);
 		struct config *cfg = config_load(p, err, sizeof(err));
 		if (cfg == NULL && strstr(err, "unknown key") != NULL) {
-			fprintf(stderr, "\n  schema lacks %s: %s\n", keys[i], err);
+			fprintf(stderr, "\n  schema lacks %s: %s\n", keys[i][1], err);
 			CU_FAIL("documented key unknown to the schema");
 		}
 		config_free(cfg);
@@ -312,6 +375,7 @@ static const struct test_case tests[] = {
 	{ "config_defaults_and_paths", test_config_defaults_and_paths },
 	{ "config_full", test_config_full },
 	{ "config_errors", test_config_errors },
+	{ "config_message_dkim", test_config_message_dkim },
 	{ "config_documented", test_config_documented },
 	{ NULL, NULL },
 };
