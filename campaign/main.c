@@ -11,11 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "buf.h"
+#include "dkim.h"
 #include "log.h"
+#include "preview.h"
 #include "validate.h"
 
 #ifndef EDM_VERSION
@@ -31,6 +35,9 @@ static const char usage_main[] =
 	"Commands:\n"
 	"  validate   clean the recipient list by dry run: writes clean.csv and\n"
 	"             rejects.csv (with a reason per row) into the out dir\n"
+	"  preview    render the message of one row (or of every row) exactly as\n"
+	"             it would be sent: headers, MIME parts, DKIM signatures\n"
+	"  dkim       DKIM keys: edm dkim keygen --domain D --selector S\n"
 	"  help       show the help of a command (edm help validate)\n"
 	"\n"
 	"Options:\n"
@@ -38,7 +45,7 @@ static const char usage_main[] =
 	"  -V, --version   print the version\n"
 	"\n"
 	"CONFIG is the campaign's INI file; docs/config.md lists every key.\n"
-	"preview, send, track and report are planned and not in this version.\n"
+	"send, track and report are planned and not in this version.\n"
 	"Environment: EDM_LOG=debug|info|warn|error sets the log level.\n";
 
 static const char usage_validate[] =
@@ -73,6 +80,59 @@ static const char usage_validate[] =
 	"Exit status: 0 when the run completed (whatever was rejected); 65 for\n"
 	"unusable input (no email column, wrong encoding), 66 for a missing file,\n"
 	"73 when the outputs cannot be written, 78 for a config error.\n";
+
+static const char usage_preview[] =
+	"Usage: edm preview [options] CONFIG\n"
+	"       edm preview --all --out-dir DIR CONFIG\n"
+	"\n"
+	"Render the complete message of one recipient row, as `edm send` would\n"
+	"hand it to SMTP (before dot-stuffing): DKIM signatures, headers, MIME\n"
+	"parts, CRLF line ends. Rows are numbered as in rejects.csv (1 = the\n"
+	"first data row). Nothing is sent.\n"
+	"\n"
+	"Options:\n"
+	"  --row N          the row to render (default 1)\n"
+	"  --out FILE       write to FILE (mode 0600) instead of stdout\n"
+	"  --all            render every row, one DIR/row-NNNNNN.eml each\n"
+	"  --out-dir DIR    where --all writes (default: OUT_DIR/preview)\n"
+	"  --date EPOCH     the Date of the messages, in seconds since 1970\n"
+	"                   (default now; for reproducible output)\n"
+	"  -h, --help       this text\n"
+	"\n"
+	"Exit status: 0 done; 65 the row cannot be rendered (malformed, bad\n"
+	"encoding, unusable address, an empty variable under strict_variables);\n"
+	"66 a missing file; 73 cannot write; 78 a config or template error.\n";
+
+static const char usage_dkim[] =
+	"Usage: edm dkim keygen --domain DOMAIN --selector SELECTOR --out KEY.pem\n"
+	"                       [--type rsa|ed25519] [--bits N]\n"
+	"\n"
+	"Generate a DKIM private key (PKCS#8 PEM, mode 0600; an existing file is\n"
+	"never overwritten) and print the DNS TXT record to publish at\n"
+	"SELECTOR._domainkey.DOMAIN. RSA keys default to 2048 bits (RFC 8301:\n"
+	"at least 1024). Ed25519 (RFC 8463) is compact but not verified by every\n"
+	"receiver yet: sign with both (a [dkim] and a [dkim ed25519] section).\n"
+	"\n"
+	"Options:\n"
+	"  --domain D       the signing domain (d=)\n"
+	"  --selector S     the selector (s=)\n"
+	"  --out FILE       where to write the private key\n"
+	"  --type T         rsa (default) or ed25519\n"
+	"  --bits N         RSA key size (default 2048)\n"
+	"  -h, --help       this text\n";
+
+/* Parse a whole decimal number; -1 when it is not one. */
+static long long parse_number(const char *s)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || errno != 0)
+		return -1;
+	return n;
+}
 
 /* Load CONFIG or report why not; returns NULL and sets *rc. */
 static struct config *load_config(const char *path, int *rc)
@@ -146,6 +206,175 @@ static int cmd_validate(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_preview(int argc, char **argv)
+{
+	enum { OPT_ROW = 256, OPT_OUT, OPT_ALL, OPT_OUT_DIR, OPT_DATE };
+	static const struct option longopts[] = {
+		{ "row", required_argument, NULL, OPT_ROW },
+		{ "out", required_argument, NULL, OPT_OUT },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "out-dir", required_argument, NULL, OPT_OUT_DIR },
+		{ "date", required_argument, NULL, OPT_DATE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct preview_opts o = { .row = 1 };
+	char *default_dir = NULL;
+	struct config *cfg;
+	long long n;
+	int c, rc = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROW:
+			if ((n = parse_number(optarg)) < 1) {
+				edm_error("preview: --row '%s': expected a row number from 1", optarg);
+				return EX_USAGE;
+			}
+			o.row = (size_t)n;
+			break;
+		case OPT_OUT:
+			o.out = optarg;
+			break;
+		case OPT_ALL:
+			o.all = 1;
+			break;
+		case OPT_OUT_DIR:
+			o.out_dir = optarg;
+			break;
+		case OPT_DATE:
+			if ((n = parse_number(optarg)) < 1) {
+				edm_error("preview: --date '%s': expected seconds since 1970", optarg);
+				return EX_USAGE;
+			}
+			o.now = (time_t)n;
+			break;
+		case 'h':
+			fputs(usage_preview, stdout);
+			return 0;
+		case ':':
+			edm_error("preview: option '%s' needs a value (see edm preview --help)",
+			          argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			edm_error("preview: unknown option '%s' (see edm preview --help)",
+			          argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		edm_error("preview: expected one CONFIG file, got %d arguments "
+		          "(usage: edm preview [options] CONFIG)", argc - optind);
+		return EX_USAGE;
+	}
+	if (o.all && o.out != NULL) {
+		edm_error("preview: --all writes one file per row into --out-dir; --out is for one row");
+		return EX_USAGE;
+	}
+	if ((cfg = load_config(argv[optind], &rc)) == NULL)
+		return rc;
+	if (o.all && o.out_dir == NULL) {
+		if (mkdir(cfg->campaign.out_dir, 0700) < 0 && errno != EEXIST) {
+			edm_error("%s: cannot create: %s", cfg->campaign.out_dir, strerror(errno));
+			config_free(cfg);
+			return EX_CANTCREAT;
+		}
+		if (asprintf(&default_dir, "%s/preview", cfg->campaign.out_dir) < 0) {
+			config_free(cfg);
+			return EX_OSERR;
+		}
+		o.out_dir = default_dir;
+	}
+	rc = preview_run(cfg, &o);
+	free(default_dir);
+	config_free(cfg);
+	return rc;
+}
+
+static int cmd_dkim(int argc, char **argv)
+{
+	enum { OPT_DOMAIN = 256, OPT_SELECTOR, OPT_OUT, OPT_TYPE, OPT_BITS };
+	static const struct option longopts[] = {
+		{ "domain", required_argument, NULL, OPT_DOMAIN },
+		{ "selector", required_argument, NULL, OPT_SELECTOR },
+		{ "out", required_argument, NULL, OPT_OUT },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		{ "bits", required_argument, NULL, OPT_BITS },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *domain = NULL, *selector = NULL, *out = NULL, *type = "rsa";
+	struct buf record = { 0 };
+	char err[1024];
+	long long bits = 2048;
+	int c;
+
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		fputs(usage_dkim, stdout);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "keygen") != 0) {
+		edm_error("dkim: expected 'keygen' (see edm dkim --help)");
+		return EX_USAGE;
+	}
+	argc--;
+	argv++;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DOMAIN:
+			domain = optarg;
+			break;
+		case OPT_SELECTOR:
+			selector = optarg;
+			break;
+		case OPT_OUT:
+			out = optarg;
+			break;
+		case OPT_TYPE:
+			type = optarg;
+			break;
+		case OPT_BITS:
+			if ((bits = parse_number(optarg)) < 1024 || bits > 16384) {
+				edm_error("dkim keygen: --bits '%s': expected 1024 to 16384 "
+				          "(RFC 8301: at least 1024; 2048 recommended)", optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage_dkim, stdout);
+			return 0;
+		case ':':
+			edm_error("dkim keygen: option '%s' needs a value", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			edm_error("dkim keygen: unknown option '%s' (see edm dkim --help)",
+			          argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (domain == NULL || selector == NULL || out == NULL || optind != argc) {
+		edm_error("dkim keygen: --domain, --selector and --out are required "
+		          "(see edm dkim --help)");
+		return EX_USAGE;
+	}
+	if (strcmp(type, "rsa") != 0 && strcmp(type, "ed25519") != 0) {
+		edm_error("dkim keygen: --type '%s': expected rsa or ed25519", type);
+		return EX_USAGE;
+	}
+	if (dkim_keygen(type, (int)bits, out, domain, selector, &record, err,
+	                sizeof(err)) < 0) {
+		edm_error("dkim keygen: %s", err);
+		buf_free(&record);
+		return access(out, F_OK) == 0 ? EX_CANTCREAT : EX_SOFTWARE;
+	}
+	printf("Private key written to %s (mode 0600). Publish this TXT record:\n\n%s\n",
+	       out, record.data);
+	buf_free(&record);
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -154,6 +383,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "validate", cmd_validate, usage_validate },
+	{ "preview", cmd_preview, usage_preview },
+	{ "dkim", cmd_dkim, usage_dkim },
 };
 
 static const struct command *find_command(const char *name)
@@ -194,7 +425,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if ((cmd = find_command(argv[1])) == NULL) {
-		if (strcmp(argv[1], "preview") == 0 || strcmp(argv[1], "send") == 0 ||
+		if (strcmp(argv[1], "send") == 0 ||
 		    strcmp(argv[1], "track") == 0 || strcmp(argv[1], "report") == 0)
 			edm_error("'%s' is planned but not in this version of edm", argv[1]);
 		else

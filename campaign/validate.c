@@ -28,6 +28,8 @@
 #include "csv_writer.h"
 #include "dns.h"
 #include "log.h"
+#include "message.h"
+#include "recipients.h"
 #include "rules.h"
 #include "strset.h"
 #include "suppress.h"
@@ -85,6 +87,8 @@ struct validate {
 	uv_loop_t loop;
 	int loop_ready;
 	struct dns *dns;
+	struct message_factory *msg; /* with [message] strict_variables */
+	struct message_scratch scratch;
 
 	struct wrow *win;    /* ring of WINDOW_ROWS */
 	size_t head, count;
@@ -372,6 +376,17 @@ static int check_row(struct validate *v, const struct csv_row *r,
 		*reason = VR_TYPO;
 		return 0;
 	}
+	if (v->msg != NULL) {
+		char err[512];
+		int rc = message_check(v->msg, r, &a, &v->scratch, err, sizeof(err));
+		if (rc == MESSAGE_TEMPLATE) {
+			snprintf(detail, dlen, "%s", err);
+			*reason = VR_TEMPLATE;
+			return 0;
+		}
+		if (rc < 0)
+			return -1;
+	}
 	if (v->dns != NULL)
 		memcpy(domain, dom, strlen(dom) + 1);
 	return 0;
@@ -412,28 +427,6 @@ static int handle_row(struct validate *v, const struct csv_row *r)
 	return window_drain(v);
 }
 
-/* Find the email column: exact name first, then case-insensitive and
- * trimmed (Excel users write "Email " or "EMAIL"). */
-static int find_email_column(const struct csv_row *h, const char *want)
-{
-	for (size_t i = 0; i < h->nfields; i++)
-		if (strcmp(h->fields[i], want) == 0)
-			return (int)i;
-	for (size_t i = 0; i < h->nfields; i++) {
-		const char *s = h->fields[i];
-		size_t n = h->lens[i];
-		while (n > 0 && (*s == ' ' || *s == '\t')) {
-			s++;
-			n--;
-		}
-		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-			n--;
-		if (n == strlen(want) && strncasecmp(s, want, n) == 0)
-			return (int)i;
-	}
-	return -1;
-}
-
 /* rejects.csv header: the original columns, then ours; a name that
  * collides with an input column gets an "edm_" prefix. */
 static int write_rejects_header(struct validate *v, const struct csv_row *h)
@@ -453,25 +446,6 @@ static int write_rejects_header(struct validate *v, const struct csv_row *h)
 			return -1;
 	}
 	return csv_writer_end(v->rejects);
-}
-
-/* The message for a utf-8 campaign that is evidently not UTF-8. */
-static void encoding_stop(struct validate *v, const char *why)
-{
-	const char *hint = csv_reader_hint(v->reader);
-
-	edm_error("%s: %s is not valid UTF-8 (%s); the whole list would be "
-	          "rejected. Set the file's encoding in [campaign] at %s%s%s%s",
-	          v->cfg->campaign.recipients, why,
-	          v->cfg->campaign.encoding,
-	          config_where(v->cfg, "campaign", "encoding"),
-	          hint ? ": encoding = " : " (e.g. encoding = gbk for Excel on Chinese Windows)",
-	          hint ? hint : "", hint ? "?" : "");
-}
-
-static int is_utf8_name(const char *enc)
-{
-	return strcasecmp(enc, "utf-8") == 0 || strcasecmp(enc, "utf8") == 0;
 }
 
 static void print_summary(struct validate *v, double secs)
@@ -551,53 +525,32 @@ static int setup_checks(struct validate *v)
 	return 0;
 }
 
-/* Open the reader, check the header, open the writers. */
+/* Open the reader (header checked), then the writers. */
 static int setup_io(struct validate *v)
 {
 	struct config *cfg = v->cfg;
 	const char *out_dir = v->opts->out_dir ? v->opts->out_dir : cfg->campaign.out_dir;
-	struct csv_reader_opts ro = {
-		.path = cfg->campaign.recipients,
-		.encoding = cfg->campaign.encoding,
-		.delimiter = cfg->campaign.delimiter,
-	};
 	const struct csv_row *h;
 	char err[1024];
-	int col;
+	int rc;
 
-	if (access(ro.path, R_OK) < 0) {
-		edm_error("%s: %s (named by recipients at %s)", ro.path,
-		          strerror(errno), config_where(cfg, "campaign", "recipients"));
-		return EX_NOINPUT;
-	}
-	if ((v->reader = csv_reader_open(&ro, err, sizeof(err))) == NULL) {
-		edm_error("%s", err);
-		return EX_DATAERR;
-	}
+	if ((v->reader = recipients_open(cfg, &v->email_col, &rc)) == NULL)
+		return rc;
 	h = csv_reader_header(v->reader);
-	if (h->bad_encoding && is_utf8_name(cfg->campaign.encoding)) {
-		encoding_stop(v, "its header row");
-		return EX_DATAERR;
-	}
-	col = find_email_column(h, cfg->campaign.email_column);
-	if (col < 0) {
-		char cols[512];
-		int n = 0;
-		cols[0] = '\0';
-		for (size_t i = 0; i < h->nfields && n >= 0 && (size_t)n < sizeof(cols); i++)
-			n += snprintf(cols + n, sizeof(cols) - (size_t)n, "%s\"%s\"",
-			              i ? ", " : "", h->fields[i]);
-		edm_error("%s: no column \"%s\" in the header row (columns: %s); "
-		          "name the address column with email_column in [campaign] (%s)%s",
-		          ro.path, cfg->campaign.email_column, cols,
-		          config_where(cfg, "campaign", "email_column"),
-		          h->nfields == 1 && cfg->campaign.delimiter == ',' &&
-		          (strchr(h->fields[0], ';') || strchr(h->fields[0], '\t'))
-		          ? "; the header looks ;- or tab-separated: set delimiter" : "");
-		return EX_DATAERR;
-	}
-	v->email_col = (size_t)col;
 	v->ncols = h->nfields;
+	/* Templates are compiled even when not strict: a template that uses a
+	 * column the CSV lacks is an error before anything is sent. */
+	if (cfg->message.present) {
+		v->msg = message_factory_new(cfg, h, v->email_col, err, sizeof(err));
+		if (v->msg == NULL) {
+			edm_error("%s", err);
+			return EX_CONFIG;
+		}
+		if (!cfg->message.strict_variables) {
+			message_factory_free(v->msg);
+			v->msg = NULL;
+		}
+	}
 
 	if (mkdir_p(out_dir) < 0) {
 		edm_error("%s: cannot create the output directory: %s (out_dir at %s, or --out-dir)",
@@ -625,7 +578,7 @@ static int setup_io(struct validate *v)
 /* The main pass; returns a sysexits code. */
 static int validate_pass(struct validate *v)
 {
-	int utf8 = is_utf8_name(v->cfg->campaign.encoding);
+	int utf8 = recipients_is_utf8(v->cfg);
 	const struct csv_row *r;
 	char err[1024];
 	int rc;
@@ -638,7 +591,7 @@ static int validate_pass(struct validate *v)
 		}
 		if (utf8 && v->rows == ENCODING_PROBE_ROWS &&
 		    v->bad_encoding * 2 >= v->rows) {
-			encoding_stop(v, "most of its first rows");
+			recipients_encoding_error(v->cfg, v->reader, "most of its first rows");
 			return EX_DATAERR;
 		}
 		if ((v->rows & 1023) == 0) {
@@ -658,7 +611,7 @@ static int validate_pass(struct validate *v)
 		}
 	if (v->rows > 0 && v->bad_encoding * 2 > v->rows) {
 		if (utf8)
-			encoding_stop(v, "most of the file");
+			recipients_encoding_error(v->cfg, v->reader, "most of the file");
 		else
 			edm_error("%s: %zu of %zu rows are not valid %s; is that the "
 			          "file's encoding? (encoding at %s)",
@@ -709,6 +662,8 @@ out:
 		uv_run(&v.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&v.loop);
 	}
+	message_factory_free(v.msg);
+	message_scratch_free(&v.scratch);
 	strset_free(v.seen);
 	strset_free(v.suppressed);
 	rules_free(v.rules);

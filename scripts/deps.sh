@@ -7,12 +7,13 @@ set -euo pipefail
 # Build: compiler, meson, the libraries of the design card and the issues.
 # Test: CUnit, dnsmasq (DNS fixture server on loopback), python3 (the
 # integration tests check edm's output with Python's csv module),
-# python3-email-validator (the peer in bench/).
+# python3-email-validator (the peer in bench/), python3-dkim (verifies
+# every DKIM signature edm makes, independently of OpenSSL's use in edm).
 PKGS=(
 	gcc libc6-dev pkg-config meson ninja-build python3
 	libuv1-dev libssl-dev libcsv-dev libpcre2-dev libcunit1-dev
-	libc-ares-dev libidn2-dev
-	dnsmasq-base python3-email-validator
+	libc-ares-dev libidn2-dev libgumbo-dev
+	dnsmasq-base python3-email-validator python3-dkim
 	time
 )
 

@@ -1,0 +1,91 @@
+/*
+ * message.h - a campaign's message factory: everything of [message] and
+ * [dkim] compiled once (templates, attachments, DKIM keys), then the
+ * complete message of any recipient row rendered on demand.
+ *
+ * Variables a template may use: the recipient CSV's header names, plus the
+ * built-ins below (a CSV column with the same name wins, except that the
+ * address column always renders the normalised address):
+ *   email            the recipient's address, normalised (trimmed,
+ *                    punycode domain)
+ *   campaign         [campaign] name
+ *   row              the data row number (1-based)
+ *   message_id       the Message-ID without angle brackets
+ *   unsubscribe_url  the rendered [message] unsubscribe_url
+ *   tracking_pixel   empty (until tracking exists)
+ *   date             the sending date, YYYY-MM-DD (UTC)
+ *
+ * Contract: message_factory_new() either returns a factory whose every
+ * template compiled against the CSV header, every attachment and key
+ * loaded, or NULL with "file:line: what" in err. Rendering reads the
+ * factory only, so one factory may serve several threads, each with its
+ * own struct message_scratch. Warnings (weak or misaligned DKIM keys) go
+ * to stderr once, at creation.
+ */
+#ifndef EDM_MESSAGE_H
+#define EDM_MESSAGE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+
+struct addr;
+struct config;
+struct csv_row;
+struct message_factory;
+
+/* Per-thread reusable buffers: zero-initialise, free with
+ * message_scratch_free(). */
+struct message_scratch {
+	struct buf subject, from_name, to_name, text, html, feedback_id,
+	           unsub_url, hdrs, mime, tmp;
+	char **hdr_values;
+};
+
+/* Returned by message_render()/message_check() when strict_variables
+ * rejects the row (reason "template"). */
+#define MESSAGE_TEMPLATE (-2)
+
+/*
+ * Compile the config's [message] and [dkim] sections against the CSV
+ * header; email_col is the address column. NULL with err on failure.
+ */
+struct message_factory *message_factory_new(struct config *cfg,
+                                            const struct csv_row *header,
+                                            size_t email_col, char *err,
+                                            size_t errlen);
+
+/*
+ * Render row 'row' (its fields in 'csv', its parsed address in 'to') into
+ * out (appended): the whole message, DKIM signatures first, CRLF line ends,
+ * as it goes over SMTP before dot-stuffing. 'now' is the Date. Returns 0,
+ * MESSAGE_TEMPLATE with "file:line: VAR is empty" in err, or -1 with err.
+ */
+int message_render(const struct message_factory *f, const struct csv_row *csv,
+                   const struct addr *to, time_t now,
+                   struct message_scratch *s, struct buf *out,
+                   char *err, size_t errlen);
+
+/*
+ * Render only the templates (no MIME, no DKIM), as `edm validate` does to
+ * find rows that strict_variables rejects. 0, MESSAGE_TEMPLATE or -1.
+ */
+int message_check(const struct message_factory *f, const struct csv_row *csv,
+                  const struct addr *to, struct message_scratch *s,
+                  char *err, size_t errlen);
+
+/* The Message-ID of a row (without brackets) into out[n]: deterministic
+ * per campaign, row and address, so bounces can be matched later. */
+void message_id(const struct message_factory *f, size_t row,
+                const struct addr *to, char *out, size_t n);
+
+/* Envelope sender candidates: the From address (ASCII). */
+const char *message_from_addr(const struct message_factory *f);
+
+void message_scratch_free(struct message_scratch *s);
+
+/* Free; NULL is a no-op. */
+void message_factory_free(struct message_factory *f);
+
+#endif
