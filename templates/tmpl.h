@@ -44,7 +44,9 @@ struct tmpl_names {
 
 struct tmpl_values {
 	const char *const *vals;  /* vals[i] for names[i]; NULL means empty */
-	const size_t *lens;       /* byte lengths (NULL vals: ignored) */
+	const size_t *lens;       /* byte lengths (NULL vals: ignored); a
+	                             0 length is empty too. lens NULL: the
+	                             vals are C strings (strlen) */
 };
 
 struct tmpl_opts {
