@@ -35,8 +35,10 @@ enum dkim_alg {
 
 /*
  * Load a PEM private key (PKCS#8 or traditional RSA) for d=domain,
- * s=selector. RSA under 1024 bits is refused (RFC 8301); NULL with
- * "path: reason" in err on failure.
+ * s=selector. RSA under 1024 bits is refused (RFC 8301), and over 4096
+ * (RFC 8301 verifiers need not handle more); other key types, encrypted
+ * keys (no passphrase prompt) and non-LDH domain/selector are refused;
+ * the domain is kept lowercased. NULL with "path: reason" in err.
  */
 struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
                                const char *selector, char *err,
@@ -60,7 +62,9 @@ int dkim_sign(struct dkim_key *const *keys, size_t nkeys, const char *msg,
  * write it as PKCS#8 PEM to out_path, created 0600 (refusing to overwrite
  * an existing file); append the DNS TXT record to publish
  * ("SELECTOR._domainkey.DOMAIN. IN TXT \"v=DKIM1; k=rsa; p=...\"", split
- * into 255-octet strings) to 'record'. 0, or -1 with err.
+ * into 255-octet strings, one newline-terminated line) to 'record'.
+ * bits is ignored for ed25519; RSA takes 1024..4096. On failure nothing
+ * is left on disk or in record. 0, or -1 with err.
  */
 int dkim_keygen(const char *type, int bits, const char *out_path,
                 const char *domain, const char *selector,
@@ -70,8 +74,10 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 void dkim_key_free(struct dkim_key *k);
 
 /* Exposed for tests: relaxed header canonicalisation of one header field
- * (name:value with folding) and relaxed body canonicalisation of a whole
- * body (RFC 6376 3.4.2, 3.4.4), appended to out. */
+ * (name:value with folding; the result ends in CRLF; -1 without a name
+ * and colon) and relaxed body canonicalisation of a whole body
+ * (RFC 6376 3.4.2, 3.4.4; a bare CR or LF counts as a line end, as SMTP
+ * will send it as CRLF), appended to out. */
 int dkim_canon_header(const char *field, size_t len, struct buf *out);
 int dkim_canon_body(const char *body, size_t len, struct buf *out);
 

@@ -8,7 +8,8 @@
  * quoted-printable when they hold non-ASCII or long lines, 7bit otherwise;
  * attachments base64). Bare CR or LF in any input is normalised to CRLF in
  * bodies; in header values every CR, LF and other control character becomes
- * a space, so no input can start a new header line (header injection).
+ * a space (percent-encoded in the List-Unsubscribe URIs), so no input can
+ * start a new header line (header injection).
  *
  * Structure: text only, HTML only (a text part is then generated from the
  * HTML, see html2text.h, giving multipart/alternative), or text + HTML as
@@ -62,8 +63,11 @@ struct mime_message {
 
 /*
  * Append the whole message (headers, blank line, body) to out. Returns 0,
- * or -1 with a reason in err (no body at all, a from/to address with
- * non-ASCII or control characters, allocation failure).
+ * or -1 with a reason in err (no body at all; a from/to/reply-to address
+ * or message-id with non-ASCII, space, control characters or '<' '>'; an
+ * unsubscribe URL that is not https; an extra header name that is not a
+ * field name; a date outside the years 1900..9999; allocation failure). On failure out
+ * is left as it was. err may be NULL.
  */
 int mime_build(const struct mime_message *m, struct buf *out,
                char *err, size_t errlen);
@@ -88,7 +92,8 @@ void mime_attachment_free(struct mime_attachment *a);
  * mime_encode_words() appends 'text' as a header value starting at column
  * 'col' (after "Name: "): plain when it is printable ASCII, else RFC 2047
  * "=?UTF-8?B?...?=" words, folded with CRLF SP so no line exceeds 78
- * octets and no UTF-8 character is split. mime_qp() appends
+ * octets and no UTF-8 character is split (controls become spaces first;
+ * no CRLF is added after the value). mime_qp() appends
  * quoted-printable (RFC 2045 6.7) of a UTF-8 text with lines normalised to
  * CRLF, soft breaks keeping lines at most 76 octets.
  */
