@@ -13,6 +13,7 @@
 #include "validate.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,20 @@ const char *const validate_reason_names[VR_COUNT] = {
 /* Progress refresh on a TTY. */
 #define PROGRESS_EVERY_NS 250000000L
 
+/* Per-domain verdicts of the data rules (disposable, typo), computed once
+ * per distinct domain: a list has a few thousand domains for a million
+ * rows, and the typo rule's edit distances are the costliest check. */
+struct domverdict {
+	char *domain;         /* NULL: empty slot */
+	int disposable;
+	char *suggest;        /* typo suggestion or NULL */
+};
+
+struct domcache {
+	struct domverdict *slots;
+	size_t cap, n;        /* cap a power of two, kept under 50% full */
+};
+
 /* A row held in the window: its fields copied, its verdict maybe pending. */
 struct wrow {
 	size_t row;
@@ -87,6 +102,7 @@ struct validate {
 	uv_loop_t loop;
 	int loop_ready;
 	struct dns *dns;
+	struct domcache domains;
 	struct message_factory *msg; /* with [message] strict_variables */
 	struct message_scratch scratch;
 
@@ -100,6 +116,69 @@ struct validate {
 	int progress_shown;
 	char *clean_path, *rejects_path;
 };
+
+/* FNV-1a: short domain names, few thousand of them. */
+static size_t dom_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* The cached verdicts for 'domain', computed on first sight; NULL on ENOMEM. */
+static const struct domverdict *domain_verdict(struct validate *v, const char *domain)
+{
+	struct domcache *c = &v->domains;
+	struct domverdict *e;
+	char sug[ADDR_DOMAIN_MAX + 1];
+	size_t i;
+
+	if (c->n * 2 >= c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 1024;
+		struct domverdict *ns = calloc(ncap, sizeof(*ns));
+		if (ns == NULL)
+			return NULL;
+		for (size_t j = 0; j < c->cap; j++) {
+			if (c->slots[j].domain == NULL)
+				continue;
+			for (i = dom_hash(c->slots[j].domain) & (ncap - 1); ns[i].domain;
+			     i = (i + 1) & (ncap - 1))
+				;
+			ns[i] = c->slots[j];
+		}
+		free(c->slots);
+		c->slots = ns;
+		c->cap = ncap;
+	}
+	for (i = dom_hash(domain) & (c->cap - 1); c->slots[i].domain != NULL;
+	     i = (i + 1) & (c->cap - 1))
+		if (strcmp(c->slots[i].domain, domain) == 0)
+			return &c->slots[i];
+	e = &c->slots[i];
+	if ((e->domain = strdup(domain)) == NULL)
+		return NULL;
+	e->disposable = rules_is_disposable(v->rules, domain);
+	e->suggest = NULL;
+	if (rules_typo(v->rules, domain, sug, sizeof(sug)) &&
+	    (e->suggest = strdup(sug)) == NULL) {
+		free(e->domain);
+		e->domain = NULL;
+		return NULL;
+	}
+	c->n++;
+	return e;
+}
+
+static void domcache_free(struct domcache *c)
+{
+	for (size_t i = 0; i < c->cap; i++) {
+		free(c->slots[i].domain);
+		free(c->slots[i].suggest);
+	}
+	free(c->slots);
+}
 
 /* Monotonic nanoseconds between two timespecs. */
 static long long ts_diff_ns(const struct timespec *a, const struct timespec *b)
@@ -308,9 +387,9 @@ static int check_row(struct validate *v, const struct csv_row *r,
                      enum validate_reason *reason, char *detail, size_t dlen,
                      char *suggestion, size_t slen, char *domain)
 {
+	const struct domverdict *dv;
 	struct addr a;
 	const char *dom;
-	char sug[ADDR_DOMAIN_MAX + 1];
 	int added;
 
 	*reason = VR_KEEP;
@@ -356,8 +435,9 @@ static int check_row(struct validate *v, const struct csv_row *r,
 		*reason = VR_SUPPRESSED;
 		return 0;
 	}
-	if (v->cfg->validate.disposable == CFG_REJECT &&
-	    rules_is_disposable(v->rules, dom)) {
+	if ((dv = domain_verdict(v, dom)) == NULL)
+		return -1;
+	if (v->cfg->validate.disposable == CFG_REJECT && dv->disposable) {
 		snprintf(detail, dlen, "%s is a disposable-mail domain", dom);
 		*reason = VR_DISPOSABLE;
 		return 0;
@@ -369,10 +449,9 @@ static int check_row(struct validate *v, const struct csv_row *r,
 		*reason = VR_ROLE;
 		return 0;
 	}
-	if (v->cfg->validate.typos == CFG_REJECT &&
-	    rules_typo(v->rules, dom, sug, sizeof(sug))) {
-		snprintf(detail, dlen, "%s looks like a typo of %s", dom, sug);
-		snprintf(suggestion, slen, "%.*s@%s", (int)a.local_len, a.norm, sug);
+	if (v->cfg->validate.typos == CFG_REJECT && dv->suggest != NULL) {
+		snprintf(detail, dlen, "%s looks like a typo of %s", dom, dv->suggest);
+		snprintf(suggestion, slen, "%.*s@%s", (int)a.local_len, a.norm, dv->suggest);
 		*reason = VR_TYPO;
 		return 0;
 	}
@@ -662,6 +741,7 @@ out:
 		uv_run(&v.loop, UV_RUN_DEFAULT);
 		uv_loop_close(&v.loop);
 	}
+	domcache_free(&v.domains);
 	message_factory_free(v.msg);
 	message_scratch_free(&v.scratch);
 	strset_free(v.seen);

@@ -155,6 +155,10 @@ static int writer_put_body(struct csv_writer *w, const unsigned char *s,
 {
 	size_t i = 0, start = 0, k;
 
+	/* The common case: nothing to double, valid UTF-8 (the reader has
+	 * checked it), one bulk copy with the word-at-a-time validator. */
+	if (!quoted && utf8_check(s, n) == n)
+		return writer_put(w, s, n);
 	while (i < n) {
 		if (s[i] < 0x80 && !(quoted && s[i] == '"')) {
 			i++;

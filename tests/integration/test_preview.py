@@ -220,7 +220,11 @@ class TestPreview(unittest.TestCase):
         self.assertRegex(p.stderr.decode(), r"c\.ini:\d+: \{\{frist_name\}\}: no column 'frist_name'")
         p = c2.edm("validate", "--no-dns", c2.path("c.ini"), expect=EX_CONFIG)
         self.assertIn(b"frist_name", p.stderr)
-        c3 = Campaign(self, message_extra="headers = Bcc: x@evil.example\n")
+        c3 = Campaign(self)
+        with open(c3.path("c.ini"), encoding="utf-8") as f:
+            ini = f.read().replace("headers = X-Campaign:", "headers = Bcc: x@evil.example\n  X-Campaign:")
+        with open(c3.path("c.ini"), "w", encoding="utf-8") as f:
+            f.write(ini)
         p = c3.edm("preview", c3.path("c.ini"), expect=EX_CONFIG)
         self.assertIn(b"Bcc cannot be set here", p.stderr)
 
@@ -288,8 +292,10 @@ class TestDkim(unittest.TestCase):
 
     @staticmethod
     def _verify_nth(raw, idx, dnsfunc):
-        d = dkim.DKIM(raw)
-        return d.verify(idx=idx, dnsfunc=dnsfunc)
+        try:
+            return dkim.DKIM(raw).verify(idx=idx, dnsfunc=dnsfunc)
+        except dkim.ValidationError:
+            return False
 
     def test_weak_and_bad_keys(self):
         c = Campaign(self)
