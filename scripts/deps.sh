@@ -13,7 +13,7 @@ PKGS=(
 	gcc libc6-dev pkg-config meson ninja-build python3
 	libuv1-dev libssl-dev libcsv-dev libpcre2-dev libcunit1-dev
 	libc-ares-dev libidn2-dev libgumbo-dev
-	dnsmasq-base python3-email-validator python3-dkim
+	dnsmasq-base python3-email-validator python3-dkim python3-nacl openssl
 	time
 )
 
