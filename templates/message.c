@@ -295,7 +295,10 @@ static int parse_headers(struct message_factory *f, char *err, size_t errlen)
 		f->headers = h;
 		h = &f->headers[f->nheaders];
 		h->name = strndup(v, (size_t)(colon - v));
-		value = strndup(colon + 1, (size_t)(end - colon - 1));
+		const char *val = colon + 1;
+		while (val < end && (*val == ' ' || *val == '\t'))
+			val++; /* "Name: value": the blank is the separator */
+		value = strndup(val, (size_t)(end - val));
 		if (h->name == NULL || value == NULL) {
 			free(h->name);
 			free(value);

@@ -122,6 +122,7 @@ class TestPreview(unittest.TestCase):
         self.assertEqual(str(m["Reply-To"]), "support@acme.example")
         self.assertEqual(str(m["MIME-Version"]), "1.0")
         self.assertEqual(str(m["X-Campaign"]), "spring")
+        self.assertIn(b"\r\nX-Campaign: spring\r\n", raw)  # one blank after the colon
         self.assertEqual(str(m["Feedback-ID"]), "spring:acme:edm")
         self.assertEqual(str(m["List-Unsubscribe"]),
                          "<https://acme.example/u?e=zhang.wei@acme.example&c=C001>, "
