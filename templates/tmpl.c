@@ -26,9 +26,9 @@
  * newline included, disappears; LF and CRLF).
  *
  * edm's additions and departures:
- *   - {{x|default}} (also {{{x|default}}}, {{& x|default}}): the name is
- *     trimmed, the default is every byte after the first '|' up to the
- *     closing delimiter, verbatim. In TMPL_HTML a {{ }} default is escaped
+ *   - {{x|default}} (also {{{x|default}}}, {{& x|default}}): the name and
+ *     the default are trimmed; the default is every other byte after the
+ *     first '|' up to the closing delimiter. In TMPL_HTML a {{ }} default is escaped
  *     like a value. A variable with a default never fails strict mode.
  *   - Unknown names, a missing partial, a partial nested deeper than
  *     TMPL_PARTIAL_DEPTH_MAX (so any recursive partial) are compile errors,
@@ -684,8 +684,13 @@ static int tmpl_var(struct tmpl_cc *cc, struct tmpl_unit *u, unsigned line,
 	if (tmpl_name_use(cc, i) < 0)
 		return -1;
 	if (bar != NULL) {
+		const char *de = q;
+
+		/* {{ name | friend }} reads as "friend": blanks around the
+		 * default belong to the tag, like those around the name. */
 		d = bar + 1;
-		dlen = (size_t)(q - d);
+		tmpl_trim(&d, &de);
+		dlen = (size_t)(de - d);
 		if (escape)
 			extra = tmpl_html_extra_len(d, dlen);
 		if (tmpl_text_reserve(cc, dlen + extra) < 0)

@@ -629,11 +629,10 @@ static void test_defaults(void)
 	ctx_set(&c, "note", NULL);
 	CU_ASSERT_EQUAL(run("{{note|<b>&</b>}}", TMPL_TEXT, &c, 1), 0);
 	CHECK_OUT("<b>&</b>");
-	/* The name is trimmed, the default is verbatim after '|' (spaces,
-	 * further '|' and all). */
+	/* Name and default are trimmed; inner spaces and further '|' stay. */
 	CU_ASSERT_EQUAL(run("[{{ note | dear friend }}][{{note|a|b}}]",
 	                    TMPL_TEXT, &c, 1), 0);
-	CHECK_OUT("[ dear friend ][a|b]");
+	CHECK_OUT("[dear friend][a|b]");
 	ctx_set(&c, "note", "N");
 	CU_ASSERT_EQUAL(run("[{{ note | dear friend }}]", TMPL_TEXT, &c, 1),
 	                0);
