@@ -61,6 +61,8 @@ static const char usage_validate[] =
 	"  disposable  a disposable-mail domain        (disposable = reject)\n"
 	"  role        a role account like info@       (role_accounts = reject)\n"
 	"  typo        a typo of a popular domain      (typos = reject)\n"
+	"  template    an empty variable in the templates\n"
+	"              (with [message] strict_variables = yes)\n"
 	"  no-mail     the domain cannot receive mail  (DNS: NXDOMAIN, null MX,\n"
 	"              no MX and no A/AAAA)\n"
 	"\n"
@@ -336,8 +338,8 @@ static int cmd_dkim(int argc, char **argv)
 			type = optarg;
 			break;
 		case OPT_BITS:
-			if ((bits = parse_number(optarg)) < 1024 || bits > 16384) {
-				edm_error("dkim keygen: --bits '%s': expected 1024 to 16384 "
+			if ((bits = parse_number(optarg)) < 1024 || bits > 4096) {
+				edm_error("dkim keygen: --bits '%s': expected 1024 to 4096 "
 				          "(RFC 8301: at least 1024; 2048 recommended)", optarg);
 				return EX_USAGE;
 			}
