@@ -36,6 +36,18 @@ void edm_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+int edm_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
 void log_set_level(enum edm_log_level level)
 {
 	current = level;

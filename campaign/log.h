@@ -11,6 +11,8 @@
 #ifndef EDM_LOG_H
 #define EDM_LOG_H
 
+#include <stddef.h>
+
 enum edm_log_level {
 	EDM_LOG_ERROR = 0,
 	EDM_LOG_WARN,
@@ -20,6 +22,15 @@ enum edm_log_level {
 
 void edm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void edm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Format a message into err[errlen] when the caller gave a buffer (err may
+ * be NULL or errlen 0: then nothing is written). Always returns -1, so
+ * error paths can say `return edm_errf(err, errlen, "...")`. The one
+ * helper every I/O-free module uses for its error strings.
+ */
+int edm_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Set the level; log_init() reads EDM_LOG from the environment. */
 void log_set_level(enum edm_log_level level);

@@ -19,6 +19,7 @@
  * local part in 'norm' (RFC 5321 2.4: only the receiving host may treat it
  * as case-insensitive; we fold it only in 'key').
  */
+#include "log.h"
 #include "address.h"
 
 #include <idn2.h>
@@ -65,19 +66,6 @@ static const unsigned char addr_class[256] = {
 static inline unsigned char addr_lower(unsigned char c)
 {
 	return (unsigned char)(c - 'A') < 26 ? (unsigned char)(c + 32) : c;
-}
-
-/* Write a refusal reason into detail[dlen] (if any) and return -1. */
-static int addr_fail(char *detail, size_t dlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (detail != NULL && dlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(detail, dlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
 }
 
 /* Render one byte for a detail: 'x' when printable ASCII, else 0xNN. */
@@ -172,33 +160,33 @@ static int addr_ldh_check(const unsigned char *s, size_t n, char *out,
 	char show[8];
 
 	if (n == 0)
-		return addr_fail(detail, dlen, "empty domain");
+		return edm_errf(detail, dlen, "empty domain");
 	for (i = 0; i < n; i++) {
 		unsigned char c = s[i];
 
 		if (c == '.') {
 			if (i == 0)
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "domain starts with a dot");
 			if (i == start)
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "consecutive dots in domain");
 			if (s[i - 1] == '-')
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "label ends with a hyphen");
 			if (i - start > ADDR_LABEL_MAX)
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "domain label longer than 63 octets");
 			labels++;
 			start = i + 1;
 			digits_only = 1;
 		} else if (!(addr_class[c] & ADDR_C_LDH)) {
-			return addr_fail(detail, dlen,
+			return edm_errf(detail, dlen,
 			                 "invalid character %s in domain",
 			                 addr_byte_show(c, show));
 		} else if (c == '-') {
 			if (i == start)
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "label starts with a hyphen");
 			digits_only = 0;
 		} else if (c > '9') {
@@ -208,18 +196,18 @@ static int addr_ldh_check(const unsigned char *s, size_t n, char *out,
 			out[i] = (char)addr_lower(c);
 	}
 	if (start == n)
-		return addr_fail(detail, dlen, "domain ends with a dot");
+		return edm_errf(detail, dlen, "domain ends with a dot");
 	if (s[n - 1] == '-')
-		return addr_fail(detail, dlen, "label ends with a hyphen");
+		return edm_errf(detail, dlen, "label ends with a hyphen");
 	if (n - start > ADDR_LABEL_MAX)
-		return addr_fail(detail, dlen, "domain label longer than 63 octets");
+		return edm_errf(detail, dlen, "domain label longer than 63 octets");
 	if (labels == 0)
-		return addr_fail(detail, dlen, "domain has a single label");
+		return edm_errf(detail, dlen, "domain has a single label");
 	if (digits_only)
-		return addr_fail(detail, dlen,
+		return edm_errf(detail, dlen,
 		                 "numeric top-level domain (bare IP?)");
 	if (n > ADDR_DOMAIN_MAX)
-		return addr_fail(detail, dlen, "domain longer than 253 octets");
+		return edm_errf(detail, dlen, "domain longer than 253 octets");
 	return (int)n;
 }
 
@@ -239,18 +227,18 @@ static int addr_idn_check(const unsigned char *s, size_t n, char *out,
 	int rc;
 
 	if (n > ADDR_IDN_INPUT_MAX)
-		return addr_fail(detail, dlen, "domain longer than 253 octets");
+		return edm_errf(detail, dlen, "domain longer than 253 octets");
 	for (i = 0; i < n; i += k) {
 		if ((k = addr_wide_dot_at(s + i, n - i)) > 0) {
 			buf[o++] = '.';
 			continue;
 		}
 		if ((k = addr_blank_at(s + i, n - i)) > 0)
-			return addr_fail(detail, dlen,
+			return edm_errf(detail, dlen,
 			                 "invalid character %s in domain",
 			                 k == 1 ? "' '" : addr_blank_name(k));
 		if (s[i] == 0)
-			return addr_fail(detail, dlen,
+			return edm_errf(detail, dlen,
 			                 "invalid character 0x00 in domain");
 		buf[o++] = (char)s[i];
 		k = 1;
@@ -259,7 +247,7 @@ static int addr_idn_check(const unsigned char *s, size_t n, char *out,
 
 	rc = idn2_to_ascii_8z(buf, &ace, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
 	if (rc != IDN2_OK) {
-		addr_fail(detail, dlen, "invalid international domain: %s",
+		edm_errf(detail, dlen, "invalid international domain: %s",
 		          idn2_strerror(rc));
 		goto fail_idn;
 	}
@@ -277,9 +265,9 @@ static int addr_domain_check(const unsigned char *s, size_t n, char *out,
 	size_t i;
 
 	if (n == 0)
-		return addr_fail(detail, dlen, "empty domain");
+		return edm_errf(detail, dlen, "empty domain");
 	if (s[0] == '[')
-		return addr_fail(detail, dlen,
+		return edm_errf(detail, dlen,
 		                 "address literals are not accepted");
 	for (i = 0; i < n; i++)
 		if (s[i] & 0x80)
@@ -299,7 +287,7 @@ static int addr_local_check(const unsigned char *s, size_t n, char *out,
 	char show[8];
 
 	if (n == 0)
-		return addr_fail(detail, dlen, "empty local part");
+		return edm_errf(detail, dlen, "empty local part");
 	for (i = 0; i < n; i++) {
 		unsigned char c = s[i];
 
@@ -307,29 +295,29 @@ static int addr_local_check(const unsigned char *s, size_t n, char *out,
 			continue;
 		if (c == '.') {
 			if (i == 0)
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "local part starts with a dot");
 			if (s[i - 1] == '.')
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "consecutive dots in local part");
 			continue;
 		}
 		if (c & 0x80) {
 			if ((k = addr_blank_at(s + i, n - i)) > 0)
-				return addr_fail(detail, dlen,
+				return edm_errf(detail, dlen,
 				                 "invalid character %s in local part",
 				                 addr_blank_name(k));
-			return addr_fail(detail, dlen, "non-ASCII local part "
+			return edm_errf(detail, dlen, "non-ASCII local part "
 			                 "needs SMTPUTF8 end to end");
 		}
-		return addr_fail(detail, dlen,
+		return edm_errf(detail, dlen,
 		                 "invalid character %s in local part",
 		                 addr_byte_show(c, show));
 	}
 	if (s[n - 1] == '.')
-		return addr_fail(detail, dlen, "local part ends with a dot");
+		return edm_errf(detail, dlen, "local part ends with a dot");
 	if (n > ADDR_LOCAL_MAX)
-		return addr_fail(detail, dlen,
+		return edm_errf(detail, dlen,
 		                 "local part longer than 64 octets");
 	memcpy(out, s, n);
 	return 0;
@@ -349,20 +337,20 @@ int addr_parse(const char *in, size_t len, struct addr *out,
 
 	addr_trim(&p, &n);
 	if (n == 0)
-		return addr_fail(detail, dlen, "empty address");
+		return edm_errf(detail, dlen, "empty address");
 	if (p[0] == '"')
-		return addr_fail(detail, dlen,
+		return edm_errf(detail, dlen,
 		                 "quoted local parts are not accepted");
 	at = memchr(p, '@', n);
 	if (at == NULL) {
 		if (memmem(p, n, addr_wide_at, 3) != NULL)
-			return addr_fail(detail, dlen, "missing @ (found "
+			return edm_errf(detail, dlen, "missing @ (found "
 			                 "full-width U+FF20 instead)");
-		return addr_fail(detail, dlen, "missing @");
+		return edm_errf(detail, dlen, "missing @");
 	}
 	llen = (size_t)(at - p);
 	if (memchr(at + 1, '@', n - llen - 1) != NULL)
-		return addr_fail(detail, dlen, "more than one @");
+		return edm_errf(detail, dlen, "more than one @");
 
 	if (addr_local_check(p, llen, out->norm, detail, dlen) < 0)
 		return -1;
@@ -373,7 +361,7 @@ int addr_parse(const char *in, size_t len, struct addr *out,
 	if (dom < 0)
 		return -1;
 	if (llen + 1 + (size_t)dom > ADDR_MAX)
-		return addr_fail(detail, dlen, "address longer than 254 octets");
+		return edm_errf(detail, dlen, "address longer than 254 octets");
 
 	out->norm[llen] = '@';
 	out->local_len = llen;
@@ -398,7 +386,7 @@ int addr_domain_normalise(const char *in, size_t len, char *out,
 	if (dom < 0)
 		return -1;
 	if ((size_t)dom >= outlen)
-		return addr_fail(detail, dlen,
+		return edm_errf(detail, dlen,
 		                 "domain does not fit the output buffer");
 	out[dom] = '\0';
 	return 0;

@@ -35,6 +35,7 @@
  * the encoding of a whole file (csv_reader_hint() only looks at the first
  * bad field of a utf-8 campaign).
  */
+#include "log.h"
 #include "csv_reader.h"
 #include "utf8.h"
 
@@ -147,20 +148,6 @@ struct csv_reader {
 };
 
 /* ---- messages ------------------------------------------------------- */
-
-static void reader_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void reader_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Copy at most max bytes of a UTF-8 name without cutting a character. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
@@ -584,16 +571,16 @@ static int reader_parse(struct csv_reader *r, const unsigned char *s,
 	}
 	if (csv_parse(&r->parser, s, n, reader_on_field, reader_on_record,
 	              r) != n) {
-		reader_errf(err, errlen, "%s: csv parser: %s", r->path,
+		edm_errf(err, errlen, "%s: csv parser: %s", r->path,
 		            csv_strerror(csv_error(&r->parser)));
 		return -1;
 	}
 	if (r->oom) {
-		reader_errf(err, errlen, "%s: out of memory", r->path);
+		edm_errf(err, errlen, "%s: out of memory", r->path);
 		return -1;
 	}
 	if ((r->blen - r->cur_byte) + r->parser.entry_pos > CSV_RECORD_MAX) {
-		reader_errf(err, errlen,
+		edm_errf(err, errlen,
 		            "%s: row %zu: record longer than %d KiB "
 		            "(a quote left open?)", r->path,
 		            reader_row_next(r), CSV_RECORD_MAX / 1024);
@@ -647,7 +634,7 @@ static int reader_convert(struct csv_reader *r, size_t n, int at_eof,
 			inleft -= skip;
 			continue;
 		}
-		reader_errf(err, errlen, "%s: iconv from %s: %s", r->path,
+		edm_errf(err, errlen, "%s: iconv from %s: %s", r->path,
 		            r->enc_label, strerror(e));
 		return -1;
 	}
@@ -686,7 +673,7 @@ static ssize_t reader_read_full(int fd, unsigned char *b, size_t len)
 static int reader_finish(struct csv_reader *r, char *err, size_t errlen)
 {
 	if (r->parser.pstate == LIBCSV_FIELD_BEGUN && r->parser.quoted) {
-		reader_errf(err, errlen,
+		edm_errf(err, errlen,
 		            "%s: row %zu: quoted field not closed at end of "
 		            "file (unbalanced \")", r->path, reader_row_next(r));
 		return -1;
@@ -694,7 +681,7 @@ static int reader_finish(struct csv_reader *r, char *err, size_t errlen)
 	csv_fini(&r->parser, reader_on_field, reader_on_record, r);
 	r->eof = 1;
 	if (r->oom) {
-		reader_errf(err, errlen, "%s: out of memory", r->path);
+		edm_errf(err, errlen, "%s: out of memory", r->path);
 		return -1;
 	}
 	return 0;
@@ -712,7 +699,7 @@ static int reader_feed(struct csv_reader *r, char *err, size_t errlen)
 	} else {
 		n = reader_read_full(r->fd, r->raw + r->raw_carry, RAW_CHUNK);
 		if (n < 0) {
-			reader_errf(err, errlen, "%s: read: %s", r->path,
+			edm_errf(err, errlen, "%s: read: %s", r->path,
 			            strerror(errno));
 			return -1;
 		}
@@ -742,21 +729,21 @@ static int reader_bom_check(struct csv_reader *r, const char *iconv_name,
 
 	if (n >= 2 && ((b[0] == 0xFF && b[1] == 0xFE) ||
 	               (b[0] == 0xFE && b[1] == 0xFF)) && !wide) {
-		reader_errf(err, errlen,
+		edm_errf(err, errlen,
 		            "%s: looks like UTF-16 (BOM %02X %02X); set "
 		            "encoding = utf-16", r->path, b[0], b[1]);
 		return -1;
 	}
 	if (n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF &&
 	    !r->utf8) {
-		reader_errf(err, errlen,
+		edm_errf(err, errlen,
 		            "%s: starts with a UTF-8 byte order mark but "
 		            "encoding = %s; set encoding = utf-8", r->path,
 		            r->enc_label);
 		return -1;
 	}
 	if (wide && n > 0 && memchr(b, 0, n) == NULL) {
-		reader_errf(err, errlen,
+		edm_errf(err, errlen,
 		            "%s: encoding = %s but the file has no NUL bytes, so "
 		            "it is not UTF-16/32 text; set encoding = utf-8?",
 		            r->path, r->enc_label);
@@ -778,7 +765,7 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
-		reader_errf(err, errlen, "%s: out of memory", o->path);
+		edm_errf(err, errlen, "%s: out of memory", o->path);
 		return NULL;
 	}
 	r->fd = -1;
@@ -789,12 +776,12 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 	                      ? o->encoding : "utf-8");
 	r->raw = malloc(RAW_CARRY_MAX + RAW_CHUNK);
 	if (r->path == NULL || r->enc_label == NULL || r->raw == NULL) {
-		reader_errf(err, errlen, "%s: out of memory", o->path);
+		edm_errf(err, errlen, "%s: out of memory", o->path);
 		goto fail;
 	}
 
 	if (delim == '"' || delim == '\r' || delim == '\n') {
-		reader_errf(err, errlen, "%s: 0x%02X cannot be the delimiter",
+		edm_errf(err, errlen, "%s: 0x%02X cannot be the delimiter",
 		            o->path, (unsigned char)delim);
 		goto fail;
 	}
@@ -803,7 +790,7 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 	if (iconv_name != NULL) {
 		r->cd = iconv_open("UTF-8", iconv_name);
 		if (r->cd == (iconv_t)-1) {
-			reader_errf(err, errlen,
+			edm_errf(err, errlen,
 			            "%s: unknown encoding \"%s\" (common ones: "
 			            "utf-8, gbk, big5, utf-16, latin1; or any "
 			            "name `iconv -l` lists)", o->path,
@@ -812,14 +799,14 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 		}
 		r->conv = malloc(CONV_CHUNK);
 		if (r->conv == NULL) {
-			reader_errf(err, errlen, "%s: out of memory", o->path);
+			edm_errf(err, errlen, "%s: out of memory", o->path);
 			goto fail;
 		}
 	}
 
 	r->fd = open(o->path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
-		reader_errf(err, errlen, "%s: %s", o->path, strerror(errno));
+		edm_errf(err, errlen, "%s: %s", o->path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode))
@@ -827,7 +814,7 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 
 	n = reader_read_full(r->fd, r->raw, RAW_CHUNK);
 	if (n < 0) {
-		reader_errf(err, errlen, "%s: read: %s", o->path,
+		edm_errf(err, errlen, "%s: read: %s", o->path,
 		            strerror(errno));
 		goto fail;
 	}
@@ -837,7 +824,7 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 		goto fail;
 
 	if (csv_init(&r->parser, 0) != 0) {
-		reader_errf(err, errlen, "%s: out of memory", o->path);
+		edm_errf(err, errlen, "%s: out of memory", o->path);
 		goto fail;
 	}
 	r->parser_init = 1;
@@ -849,7 +836,7 @@ struct csv_reader *csv_reader_open(const struct csv_reader_opts *o,
 		if (reader_feed(r, err, errlen) < 0)
 			goto fail;
 	if (!r->have_header) {
-		reader_errf(err, errlen, "%s: empty file, no header row",
+		edm_errf(err, errlen, "%s: empty file, no header row",
 		            o->path);
 		goto fail;
 	}
@@ -873,7 +860,7 @@ int csv_reader_next(struct csv_reader *r, const struct csv_row **row,
 	size_t i;
 
 	if (r->failed) {
-		reader_errf(err, errlen, "%s: reader stopped after an error",
+		edm_errf(err, errlen, "%s: reader stopped after an error",
 		            r->path);
 		return -1;
 	}
@@ -899,7 +886,7 @@ int csv_reader_next(struct csv_reader *r, const struct csv_row **row,
 		if (nl != NULL)
 			r->lens = nl;
 		if (np == NULL || nl == NULL) {
-			reader_errf(err, errlen, "%s: out of memory", r->path);
+			edm_errf(err, errlen, "%s: out of memory", r->path);
 			r->failed = 1;
 			return -1;
 		}

@@ -26,6 +26,7 @@
  * It does not: resolve anything (a typo domain may well exist in DNS), know
  * the public-suffix list, or judge local parts beyond the role list.
  */
+#include "log.h"
 #include "rules.h"
 
 #include <errno.h>
@@ -237,18 +238,6 @@ fail:
 	return NULL;
 }
 
-/* Write a formatted message to err[errlen] if the caller gave a buffer. */
-static void rules_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Read an operator's extra disposable list. '#' starts a comment anywhere
  * on a line ('#' cannot occur in a domain); a UTF-8 BOM on the first line
  * is skipped (files saved by Windows editors). Every domain goes through
@@ -267,7 +256,7 @@ int rules_add_disposable_file(struct rules *r, const char *path,
 
 	f = fopen(path, "r");
 	if (f == NULL) {
-		rules_err(err, errlen, "%s: %s", path, strerror(errno));
+		edm_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	while ((got = getline(&line, &cap, f)) != -1) {
@@ -287,18 +276,18 @@ int rules_add_disposable_file(struct rules *r, const char *path,
 			continue;
 		if (addr_domain_normalise(s, len, dom, sizeof dom, detail,
 		                          sizeof detail) < 0) {
-			rules_err(err, errlen, "%s:%zu: %s", path, lineno,
+			edm_errf(err, errlen, "%s:%zu: %s", path, lineno,
 			          detail);
 			goto done;
 		}
 		if (strset_add(r->disposable, dom, strlen(dom)) < 0) {
-			rules_err(err, errlen, "%s:%zu: out of memory", path,
+			edm_errf(err, errlen, "%s:%zu: out of memory", path,
 			          lineno);
 			goto done;
 		}
 	}
 	if (ferror(f)) {
-		rules_err(err, errlen, "%s:%zu: read error: %s", path,
+		edm_errf(err, errlen, "%s:%zu: read error: %s", path,
 		          lineno + 1, strerror(errno));
 		goto done;
 	}

@@ -16,6 +16,7 @@
  * append content), x=, i=, z=, encrypted key files, or IDN U-labels in d=/s=
  * (pass the A-label xn--... form).
  */
+#include "log.h"
 #include "dkim.h"
 
 #include "buf.h"
@@ -117,21 +118,6 @@ struct dkim_sink {
 static const unsigned char dkim_class[256] = {
 	[' '] = 1, ['\t'] = 1, ['\r'] = 2, ['\n'] = 2,
 };
-
-static void dkim_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Format a message into err (if given). */
-static void dkim_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The newest OpenSSL error as text (for messages), then clear this
  * thread's error queue so it does not leak into unrelated calls. */
@@ -389,18 +375,18 @@ static int dkim_names_check(const char *domain, const char *selector,
 	                           "labels; an IDN domain in its xn-- form";
 
 	if (domain == NULL || dkim_name_check(domain, dom_out) < 0) {
-		dkim_err(err, errlen, "%s: domain \"%s\" is not a DNS name (%s)",
+		edm_errf(err, errlen, "%s: domain \"%s\" is not a DNS name (%s)",
 		         where, domain ? domain : "", hint);
 		return -1;
 	}
 	if (selector == NULL || dkim_name_check(selector, sel_out) < 0) {
-		dkim_err(err, errlen, "%s: selector \"%s\" is not a DNS name (%s)",
+		edm_errf(err, errlen, "%s: selector \"%s\" is not a DNS name (%s)",
 		         where, selector ? selector : "", hint);
 		return -1;
 	}
 	if (strlen(selector) + strlen("._domainkey.") + strlen(domain) >
 	    DKIM_NAME_MAX) {
-		dkim_err(err, errlen, "%s: %s._domainkey.%s is longer than a DNS "
+		edm_errf(err, errlen, "%s: %s._domainkey.%s is longer than a DNS "
 		         "name may be (%d)", where, selector, domain, DKIM_NAME_MAX);
 		return -1;
 	}
@@ -433,7 +419,7 @@ struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
 
 	k = calloc(1, sizeof(*k));
 	if (k == NULL) {
-		dkim_err(err, errlen, "%s: out of memory", pem_path);
+		edm_errf(err, errlen, "%s: out of memory", pem_path);
 		return NULL;
 	}
 	if (dkim_names_check(domain, selector, k->domain, k->selector, pem_path,
@@ -441,7 +427,7 @@ struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
 		goto fail_key;
 	fp = fopen(pem_path, "r");
 	if (fp == NULL) {
-		dkim_err(err, errlen, "%s: cannot open: %s", pem_path,
+		edm_errf(err, errlen, "%s: cannot open: %s", pem_path,
 		         strerror(errno));
 		goto fail_key;
 	}
@@ -452,7 +438,7 @@ struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
 	BIO_free(bio);
 	fclose(fp);
 	if (k->pkey == NULL) {
-		dkim_err(err, errlen, "%s: no usable private key (need an "
+		edm_errf(err, errlen, "%s: no usable private key (need an "
 		         "unencrypted PEM private key, PKCS#8 or RSA): %s",
 		         pem_path, dkim_ssl_reason(why, sizeof(why)));
 		goto fail_key;
@@ -462,13 +448,13 @@ struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
 		k->alg = DKIM_RSA_SHA256;
 		k->bits = EVP_PKEY_get_bits(k->pkey);
 		if (k->bits < DKIM_RSA_MIN_BITS) {
-			dkim_err(err, errlen, "%s: RSA key of %d bits is too weak "
+			edm_errf(err, errlen, "%s: RSA key of %d bits is too weak "
 			         "(RFC 8301 requires at least %d; use %d)", pem_path,
 			         k->bits, DKIM_RSA_MIN_BITS, DKIM_RSA_DEFAULT_BITS);
 			goto fail_pkey;
 		}
 		if (k->bits > DKIM_RSA_MAX_BITS) {
-			dkim_err(err, errlen, "%s: RSA key of %d bits is too big "
+			edm_errf(err, errlen, "%s: RSA key of %d bits is too big "
 			         "(RFC 8301 verifiers need only handle up to %d; "
 			         "use %d)", pem_path, k->bits, DKIM_RSA_MAX_BITS,
 			         DKIM_RSA_DEFAULT_BITS);
@@ -479,7 +465,7 @@ struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
 		k->bits = 256;
 	} else {
 		const char *name = EVP_PKEY_get0_type_name(k->pkey);
-		dkim_err(err, errlen, "%s: unsupported key type %s (DKIM signs "
+		edm_errf(err, errlen, "%s: unsupported key type %s (DKIM signs "
 		         "with RSA (rsa-sha256) or Ed25519 (ed25519-sha256))",
 		         pem_path, name ? name : "unknown");
 		goto fail_pkey;
@@ -490,7 +476,7 @@ struct dkim_key *dkim_key_load(const char *pem_path, const char *domain,
 	    EVP_DigestSignInit_ex(k->sign0, NULL,
 	                          k->alg == DKIM_RSA_SHA256 ? "SHA256" : NULL,
 	                          NULL, NULL, k->pkey, NULL) != 1) {
-		dkim_err(err, errlen, "%s: cannot set up signing: %s", pem_path,
+		edm_errf(err, errlen, "%s: cannot set up signing: %s", pem_path,
 		         dkim_ssl_reason(why, sizeof(why)));
 		goto fail_ctx;
 	}
@@ -571,7 +557,7 @@ static long dkim_headers_parse(const char *msg, size_t len,
 		}
 		if (*line == ' ' || *line == '\t') {
 			if (n == 0) {
-				dkim_err(err, errlen, "message starts with a "
+				edm_errf(err, errlen, "message starts with a "
 				         "continuation line");
 				return -1;
 			}
@@ -589,7 +575,7 @@ static long dkim_headers_parse(const char *msg, size_t len,
 					memcpy(h, *hdrs, n * sizeof(*h));
 			}
 			if (h == NULL) {
-				dkim_err(err, errlen, "out of memory");
+				edm_errf(err, errlen, "out of memory");
 				return -1;
 			}
 			*hdrs = h;
@@ -599,13 +585,13 @@ static long dkim_headers_parse(const char *msg, size_t len,
 		(*hdrs)[n].len = (size_t)(p - line);
 		(*hdrs)[n].namelen = dkim_field_namelen(line, (size_t)(p - line));
 		if ((*hdrs)[n].namelen == 0) {
-			dkim_err(err, errlen, "header line %zu has no field name "
+			edm_errf(err, errlen, "header line %zu has no field name "
 			         "and colon", n + 1);
 			return -1;
 		}
 		n++;
 	}
-	dkim_err(err, errlen, "message has no empty line between header and "
+	edm_errf(err, errlen, "message has no empty line between header and "
 	         "body");
 	return -1;
 }
@@ -834,12 +820,12 @@ int dkim_sign(struct dkim_key *const *keys, size_t nkeys, const char *msg,
 	md = EVP_MD_CTX_new();
 	if (md == NULL || dkim_body_hash(&m, keys[0], body,
 	                                 len - (size_t)(body - msg), md) < 0) {
-		dkim_err(err, errlen, "body hash: %s",
+		edm_errf(err, errlen, "body hash: %s",
 		         dkim_ssl_reason(why, sizeof(why)));
 		goto done;
 	}
 	if (dkim_headers_hash_data(&m) < 0) {
-		dkim_err(err, errlen, "out of memory");
+		edm_errf(err, errlen, "out of memory");
 		goto done;
 	}
 	for (size_t i = 0; i < nkeys; i++) {
@@ -848,11 +834,11 @@ int dkim_sign(struct dkim_key *const *keys, size_t nkeys, const char *msg,
 		size_t siglen = sizeof(sig);
 
 		if (dkim_sig_prefix(&m, k, now, out, &f) < 0) {
-			dkim_err(err, errlen, "out of memory");
+			edm_errf(err, errlen, "out of memory");
 			goto done;
 		}
 		if (dkim_sig_compute(&m, k, md, sig, &siglen) < 0) {
-			dkim_err(err, errlen, "signing for d=%s s=%s: %s", k->domain,
+			edm_errf(err, errlen, "signing for d=%s s=%s: %s", k->domain,
 			         k->selector, dkim_ssl_reason(why, sizeof(why)));
 			goto done;
 		}
@@ -860,7 +846,7 @@ int dkim_sign(struct dkim_key *const *keys, size_t nkeys, const char *msg,
 		EVP_EncodeBlock((unsigned char *)sig64, sig, (int)siglen);
 		dkim_fold_base64(&f, sig64, strlen(sig64));
 		if (f.failed || buf_append(out, "\r\n", 2) < 0) {
-			dkim_err(err, errlen, "out of memory");
+			edm_errf(err, errlen, "out of memory");
 			goto done;
 		}
 	}
@@ -971,7 +957,7 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 		if (bits == 0)
 			bits = DKIM_RSA_DEFAULT_BITS;
 		if (bits < DKIM_RSA_MIN_BITS || bits > DKIM_RSA_MAX_BITS) {
-			dkim_err(err, errlen, "%s: RSA key size %d out of range "
+			edm_errf(err, errlen, "%s: RSA key size %d out of range "
 			         "(RFC 8301: %d to %d bits; use %d)", out_path, bits,
 			         DKIM_RSA_MIN_BITS, DKIM_RSA_MAX_BITS,
 			         DKIM_RSA_DEFAULT_BITS);
@@ -980,7 +966,7 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 	} else if (type != NULL && strcmp(type, "ed25519") == 0) {
 		rsa = 0;  /* bits is meaningless: Ed25519 keys are 256 bits */
 	} else {
-		dkim_err(err, errlen, "%s: unknown key type \"%s\" (rsa or "
+		edm_errf(err, errlen, "%s: unknown key type \"%s\" (rsa or "
 		         "ed25519)", out_path, type ? type : "");
 		return -1;
 	}
@@ -992,7 +978,7 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 	 * "exists", and O_EXCL refuses to replace a key someone published. */
 	fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		dkim_err(err, errlen, "%s: cannot create%s: %s", out_path,
+		edm_errf(err, errlen, "%s: cannot create%s: %s", out_path,
 		         errno == EEXIST ? " (will not overwrite a key)" : "",
 		         strerror(errno));
 		return -1;
@@ -1000,7 +986,7 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 	pkey = rsa ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits)
 	           : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	if (pkey == NULL) {
-		dkim_err(err, errlen, "%s: key generation failed: %s", out_path,
+		edm_errf(err, errlen, "%s: key generation failed: %s", out_path,
 		         dkim_ssl_reason(why, sizeof(why)));
 		goto fail_file;
 	}
@@ -1008,20 +994,20 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 	if (mem == NULL ||
 	    PEM_write_bio_PKCS8PrivateKey(mem, pkey, NULL, NULL, 0, NULL,
 	                                  NULL) != 1) {
-		dkim_err(err, errlen, "%s: cannot encode the key: %s", out_path,
+		edm_errf(err, errlen, "%s: cannot encode the key: %s", out_path,
 		         dkim_ssl_reason(why, sizeof(why)));
 		goto fail_file;
 	}
 	pemlen = BIO_get_mem_data(mem, &pem);
 	if (pemlen <= 0 || dkim_write_all(fd, pem, (size_t)pemlen) < 0 ||
 	    fsync(fd) < 0) {
-		dkim_err(err, errlen, "%s: cannot write: %s", out_path,
+		edm_errf(err, errlen, "%s: cannot write: %s", out_path,
 		         strerror(errno));
 		goto fail_file;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		dkim_err(err, errlen, "%s: cannot write: %s", out_path,
+		edm_errf(err, errlen, "%s: cannot write: %s", out_path,
 		         strerror(errno));
 		goto fail_file;
 	}
@@ -1031,7 +1017,7 @@ int dkim_keygen(const char *type, int bits, const char *out_path,
 		record->len = record_len0;
 		if (record->data != NULL)
 			record->data[record->len] = '\0';
-		dkim_err(err, errlen, "%s: cannot make the DNS record: %s",
+		edm_errf(err, errlen, "%s: cannot make the DNS record: %s",
 		         out_path, dkim_ssl_reason(why, sizeof(why)));
 		goto fail_file;
 	}

@@ -45,6 +45,7 @@
  * are only refused when they could break the header), charset conversion
  * (input is UTF-8).
  */
+#include "log.h"
 #include "mime.h"
 
 #include "buf.h"
@@ -106,21 +107,6 @@ struct mime_attachment {
 static const char mime_b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char mime_hex[] = "0123456789ABCDEF";
-
-/* Write a reason into err (if any) and return -1. */
-static int mime_fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int mime_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* The header-value view of a byte: controls (C0 and DEL) become spaces so
  * no value can end its line early. */
@@ -814,50 +800,50 @@ static int mime_check(const struct mime_message *m, char *err, size_t errlen)
 	size_t i, j;
 
 	if (m->text == NULL && m->html == NULL)
-		return mime_fail(err, errlen, "message has no text and no HTML body");
+		return edm_errf(err, errlen, "message has no text and no HTML body");
 	if (!hdr_addr_ok(m->from_addr))
-		return mime_fail(err, errlen, "from address unusable in a header "
+		return edm_errf(err, errlen, "from address unusable in a header "
 		                 "(empty, non-ASCII, space, control or specials)");
 	if (!hdr_addr_ok(m->to_addr))
-		return mime_fail(err, errlen, "to address unusable in a header "
+		return edm_errf(err, errlen, "to address unusable in a header "
 		                 "(empty, non-ASCII, space, control or specials)");
 	if (m->reply_to != NULL && m->reply_to[0] != '\0' &&
 	    !hdr_addr_ok(m->reply_to))
-		return mime_fail(err, errlen, "reply-to address unusable in a "
+		return edm_errf(err, errlen, "reply-to address unusable in a "
 		                 "header (non-ASCII, space, control or specials)");
 	if (!hdr_msgid_ok(m->message_id))
-		return mime_fail(err, errlen, "message-id must be id@domain, "
+		return edm_errf(err, errlen, "message-id must be id@domain, "
 		                 "printable ASCII without spaces or <>");
 	if (m->unsub_url != NULL && m->unsub_url[0] != '\0') {
 		if (strncasecmp(m->unsub_url, "https://", 8) != 0 ||
 		    m->unsub_url[8] == '\0')
-			return mime_fail(err, errlen, "unsubscribe URL must be "
+			return edm_errf(err, errlen, "unsubscribe URL must be "
 			                 "https:// (RFC 8058 one-click)");
 		if (hdr_uri_len(m->unsub_url) > MIME_URI_MAX)
-			return mime_fail(err, errlen, "unsubscribe URL longer than "
+			return edm_errf(err, errlen, "unsubscribe URL longer than "
 			                 "%u octets", MIME_URI_MAX);
 	}
 	if (m->unsub_mailto != NULL && m->unsub_mailto[0] != '\0' &&
 	    hdr_uri_len(m->unsub_mailto) > MIME_URI_MAX)
-		return mime_fail(err, errlen, "unsubscribe mailto longer than "
+		return edm_errf(err, errlen, "unsubscribe mailto longer than "
 		                 "%u octets", MIME_URI_MAX);
 	for (i = 0; i < m->nheaders; i++) {
 		const char *nm = m->headers[i].name;
 
 		if (nm == NULL || nm[0] == '\0')
-			return mime_fail(err, errlen, "extra header %zu has no name", i);
+			return edm_errf(err, errlen, "extra header %zu has no name", i);
 		for (j = 0; nm[j] != '\0'; j++)
 			if ((unsigned char)nm[j] <= 0x20 ||
 			    (unsigned char)nm[j] >= 0x7f || nm[j] == ':')
-				return mime_fail(err, errlen, "extra header %zu: "
+				return edm_errf(err, errlen, "extra header %zu: "
 				                 "invalid field name", i);
 		if (j > MIME_HNAME_MAX)
-			return mime_fail(err, errlen, "extra header %zu: field name "
+			return edm_errf(err, errlen, "extra header %zu: field name "
 			                 "longer than %u", i, MIME_HNAME_MAX);
 	}
 	for (i = 0; i < m->natts; i++)
 		if (m->atts[i] == NULL)
-			return mime_fail(err, errlen, "attachment %zu is NULL", i);
+			return edm_errf(err, errlen, "attachment %zu is NULL", i);
 	return 0;
 }
 
@@ -973,7 +959,7 @@ int mime_build(const struct mime_message *m, struct buf *out,
 	mime_boundary(rel, "rel", h);
 	if (m->natts > sizeof inl_stack &&
 	    (inl = calloc(m->natts, 1)) == NULL)
-		return mime_fail(err, errlen, "out of memory");
+		return edm_errf(err, errlen, "out of memory");
 	for (i = 0; i < m->natts; i++) {
 		inl[i] = (unsigned char)html_refs_cid(m->html, m->html_len,
 		                                       m->atts[i]);
@@ -982,7 +968,7 @@ int mime_build(const struct mime_message *m, struct buf *out,
 	}
 	rc = mime_headers(m, out);
 	if (rc == -2) {
-		rc = mime_fail(err, errlen, "date out of range");
+		rc = edm_errf(err, errlen, "date out of range");
 		goto done;
 	}
 	if (rc == 0 && m->html != NULL && text == NULL) {
@@ -1016,7 +1002,7 @@ int mime_build(const struct mime_message *m, struct buf *out,
 	if (rc == 0 && (out->len < 2 || out->data[out->len - 1] != '\n'))
 		rc |= BUF_LIT(out, "\r\n");
 	if (rc != 0)
-		rc = mime_fail(err, errlen, "out of memory");
+		rc = edm_errf(err, errlen, "out of memory");
 done:
 	if (rc != 0 && out->data != NULL) {
 		out->len = start;
@@ -1193,25 +1179,25 @@ static char *att_read(const char *path, size_t *len, char *err, size_t errlen)
 	FILE *f;
 
 	if ((f = fopen(path, "rb")) == NULL) {
-		mime_fail(err, errlen, "%s: %s", path, strerror(errno));
+		edm_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
-		mime_fail(err, errlen, "%s: not a regular file", path);
+		edm_errf(err, errlen, "%s: not a regular file", path);
 		goto fail_file;
 	}
 	if ((uintmax_t)st.st_size > MIME_ATT_MAX) {
-		mime_fail(err, errlen, "%s: larger than %u MiB (receivers refuse "
+		edm_errf(err, errlen, "%s: larger than %u MiB (receivers refuse "
 		          "messages over 25 MB)", path, MIME_ATT_MAX >> 20);
 		goto fail_file;
 	}
 	if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
-		mime_fail(err, errlen, "%s: out of memory", path);
+		edm_errf(err, errlen, "%s: out of memory", path);
 		goto fail_file;
 	}
 	got = fread(data, 1, (size_t)st.st_size + 1, f);
 	if (ferror(f) || got > (size_t)st.st_size) {
-		mime_fail(err, errlen, "%s: %s", path, ferror(f) ?
+		edm_errf(err, errlen, "%s: %s", path, ferror(f) ?
 		          "read error" : "file grew while reading");
 		goto fail_data;
 	}
@@ -1240,11 +1226,11 @@ struct mime_attachment *mime_attachment_load(const char *path, char *err,
 	base = strrchr(path, '/');
 	base = base != NULL ? base + 1 : path;
 	if (base[0] == '\0') {
-		mime_fail(err, errlen, "%s: no file name", path);
+		edm_errf(err, errlen, "%s: no file name", path);
 		return NULL;
 	}
 	if (strlen(base) > MIME_FILENAME_MAX) {
-		mime_fail(err, errlen, "%s: file name longer than %u octets",
+		edm_errf(err, errlen, "%s: file name longer than %u octets",
 		          path, MIME_FILENAME_MAX);
 		return NULL;
 	}
@@ -1297,7 +1283,7 @@ struct mime_attachment *mime_attachment_load(const char *path, char *err,
 	return a;
 
 fail_nomem:
-	mime_fail(err, errlen, "%s: out of memory", path);
+	edm_errf(err, errlen, "%s: out of memory", path);
 	buf_free(&h1);
 	buf_free(&h2);
 	free(disp);
