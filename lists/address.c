@@ -19,8 +19,8 @@
  * local part in 'norm' (RFC 5321 2.4: only the receiving host may treat it
  * as case-insensitive; we fold it only in 'key').
  */
-#include "log.h"
 #include "address.h"
+#include "log.h"
 
 #include <idn2.h>
 #include <stdarg.h>

@@ -35,8 +35,8 @@
  * the encoding of a whole file (csv_reader_hint() only looks at the first
  * bad field of a utf-8 campaign).
  */
-#include "log.h"
 #include "csv_reader.h"
+#include "log.h"
 #include "utf8.h"
 
 #include <csv.h>

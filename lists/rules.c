@@ -26,8 +26,8 @@
  * It does not: resolve anything (a typo domain may well exist in DNS), know
  * the public-suffix list, or judge local parts beyond the role list.
  */
-#include "log.h"
 #include "rules.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -16,8 +16,8 @@
  * append content), x=, i=, z=, encrypted key files, or IDN U-labels in d=/s=
  * (pass the A-label xn--... form).
  */
-#include "log.h"
 #include "dkim.h"
+#include "log.h"
 
 #include "buf.h"
 

@@ -45,8 +45,8 @@
  * are only refused when they could break the header), charset conversion
  * (input is UTF-8).
  */
-#include "log.h"
 #include "mime.h"
+#include "log.h"
 
 #include "buf.h"
 #include "html2text.h"
