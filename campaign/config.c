@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "csv_reader.h"
 #include "ini.h"
 
 enum cfg_type {
@@ -29,6 +30,7 @@ enum cfg_type {
 	T_DELIM,   /* , | tab | ; | "|" */
 	T_NAME,    /* campaign name: no '/', no control characters */
 	T_PATHLIST,/* comma-separated file names, each made absolute */
+	T_ENCODING,/* a character encoding the CSV reader knows */
 };
 
 struct cfg_key {
@@ -38,45 +40,46 @@ struct cfg_key {
 	size_t offset;          /* into struct config, or into struct
 	                           config_dkim for section "dkim" */
 	unsigned min, max;      /* T_UINT */
+	int multiline;          /* value may continue on indented lines */
 };
 
 #define OFF(field) offsetof(struct config, field)
 #define DOFF(field) offsetof(struct config_dkim, field)
 
 static const struct cfg_key schema[] = {
-	{ "campaign", "name", T_NAME, OFF(campaign.name), 0, 0 },
-	{ "campaign", "recipients", T_PATH, OFF(campaign.recipients), 0, 0 },
-	{ "campaign", "email_column", T_STRING, OFF(campaign.email_column), 0, 0 },
-	{ "campaign", "encoding", T_STRING, OFF(campaign.encoding), 0, 0 },
-	{ "campaign", "delimiter", T_DELIM, OFF(campaign.delimiter), 0, 0 },
-	{ "campaign", "suppression", T_PATH, OFF(campaign.suppression), 0, 0 },
-	{ "campaign", "out_dir", T_PATH, OFF(campaign.out_dir), 0, 0 },
-	{ "validate", "dns", T_BOOL, OFF(validate.dns), 0, 0 },
-	{ "validate", "resolver", T_STRING, OFF(validate.resolver), 0, 0 },
-	{ "validate", "role_accounts", T_KEEPREJ, OFF(validate.role_accounts), 0, 0 },
-	{ "validate", "disposable", T_KEEPREJ, OFF(validate.disposable), 0, 0 },
-	{ "validate", "typos", T_KEEPREJ, OFF(validate.typos), 0, 0 },
-	{ "validate", "disposable_domains", T_PATH, OFF(validate.disposable_domains), 0, 0 },
+	{ "campaign", "name", T_NAME, OFF(campaign.name), 0, 0, 0 },
+	{ "campaign", "recipients", T_PATH, OFF(campaign.recipients), 0, 0, 0 },
+	{ "campaign", "email_column", T_STRING, OFF(campaign.email_column), 0, 0, 0 },
+	{ "campaign", "encoding", T_ENCODING, OFF(campaign.encoding), 0, 0, 0 },
+	{ "campaign", "delimiter", T_DELIM, OFF(campaign.delimiter), 0, 0, 0 },
+	{ "campaign", "suppression", T_PATH, OFF(campaign.suppression), 0, 0, 0 },
+	{ "campaign", "out_dir", T_PATH, OFF(campaign.out_dir), 0, 0, 0 },
+	{ "validate", "dns", T_BOOL, OFF(validate.dns), 0, 0, 0 },
+	{ "validate", "resolver", T_STRING, OFF(validate.resolver), 0, 0, 0 },
+	{ "validate", "role_accounts", T_KEEPREJ, OFF(validate.role_accounts), 0, 0, 0 },
+	{ "validate", "disposable", T_KEEPREJ, OFF(validate.disposable), 0, 0, 0 },
+	{ "validate", "typos", T_KEEPREJ, OFF(validate.typos), 0, 0, 0 },
+	{ "validate", "disposable_domains", T_PATH, OFF(validate.disposable_domains), 0, 0, 0 },
 	/* 100 ms..60 s: below 100 ms a loaded resolver looks dead; above a
 	 * minute per try a validate run would stall for hours. */
-	{ "validate", "dns_timeout_ms", T_UINT, OFF(validate.dns_timeout_ms), 100, 60000 },
-	{ "validate", "dns_tries", T_UINT, OFF(validate.dns_tries), 1, 10 },
-	{ "validate", "dns_concurrency", T_UINT, OFF(validate.dns_concurrency), 1, 1024 },
-	{ "message", "from", T_STRING, OFF(message.from), 0, 0 },
-	{ "message", "to_name", T_STRING, OFF(message.to_name), 0, 0 },
-	{ "message", "reply_to", T_STRING, OFF(message.reply_to), 0, 0 },
-	{ "message", "subject", T_STRING, OFF(message.subject), 0, 0 },
-	{ "message", "text", T_PATH, OFF(message.text), 0, 0 },
-	{ "message", "html", T_PATH, OFF(message.html), 0, 0 },
-	{ "message", "attachments", T_PATHLIST, OFF(message.attachments), 0, 0 },
-	{ "message", "headers", T_STRING, OFF(message.headers), 0, 0 },
-	{ "message", "feedback_id", T_STRING, OFF(message.feedback_id), 0, 0 },
-	{ "message", "unsubscribe_url", T_STRING, OFF(message.unsubscribe_url), 0, 0 },
-	{ "message", "unsubscribe_mailto", T_STRING, OFF(message.unsubscribe_mailto), 0, 0 },
-	{ "message", "strict_variables", T_BOOL, OFF(message.strict_variables), 0, 0 },
-	{ "dkim", "domain", T_STRING, DOFF(domain), 0, 0 },
-	{ "dkim", "selector", T_STRING, DOFF(selector), 0, 0 },
-	{ "dkim", "key", T_PATH, DOFF(key), 0, 0 },
+	{ "validate", "dns_timeout_ms", T_UINT, OFF(validate.dns_timeout_ms), 100, 60000, 0 },
+	{ "validate", "dns_tries", T_UINT, OFF(validate.dns_tries), 1, 10, 0 },
+	{ "validate", "dns_concurrency", T_UINT, OFF(validate.dns_concurrency), 1, 1024, 0 },
+	{ "message", "from", T_STRING, OFF(message.from), 0, 0, 0 },
+	{ "message", "to_name", T_STRING, OFF(message.to_name), 0, 0, 0 },
+	{ "message", "reply_to", T_STRING, OFF(message.reply_to), 0, 0, 0 },
+	{ "message", "subject", T_STRING, OFF(message.subject), 0, 0, 0 },
+	{ "message", "text", T_PATH, OFF(message.text), 0, 0, 0 },
+	{ "message", "html", T_PATH, OFF(message.html), 0, 0, 0 },
+	{ "message", "attachments", T_PATHLIST, OFF(message.attachments), 0, 0, 0 },
+	{ "message", "headers", T_STRING, OFF(message.headers), 0, 0, 1 },
+	{ "message", "feedback_id", T_STRING, OFF(message.feedback_id), 0, 0, 0 },
+	{ "message", "unsubscribe_url", T_STRING, OFF(message.unsubscribe_url), 0, 0, 0 },
+	{ "message", "unsubscribe_mailto", T_STRING, OFF(message.unsubscribe_mailto), 0, 0, 0 },
+	{ "message", "strict_variables", T_BOOL, OFF(message.strict_variables), 0, 0, 0 },
+	{ "dkim", "domain", T_STRING, DOFF(domain), 0, 0, 0 },
+	{ "dkim", "selector", T_STRING, DOFF(selector), 0, 0, 0 },
+	{ "dkim", "key", T_PATH, DOFF(key), 0, 0, 0 },
 };
 
 /* Key names that must never hold a secret directly. */
@@ -228,13 +231,14 @@ static int set_pathlist(struct config *cfg, const struct cfg_key *k,
 		if (end == a)
 			return cfg_fail(err, errlen, cfg->path, e->line,
 			                "%s: empty file name in the list", e->key);
-		if ((item = strndup(a, (size_t)(end - a))) == NULL ||
-		    (path = path_resolve(cfg->dir, item)) == NULL ||
-		    (list = realloc(m->attachments, (m->nattachments + 1) * sizeof(*list))) == NULL) {
-			free(item);
+		item = strndup(a, (size_t)(end - a));
+		path = item ? path_resolve(cfg->dir, item) : NULL;
+		free(item);
+		list = path ? realloc(m->attachments, (m->nattachments + 1) * sizeof(*list)) : NULL;
+		if (list == NULL) {
+			free(path);
 			return cfg_fail(err, errlen, cfg->path, e->line, "out of memory");
 		}
-		free(item);
 		list[m->nattachments++] = path;
 		m->attachments = list;
 		v = comma ? comma + 1 : end + strlen(end);
@@ -250,6 +254,11 @@ static int config_set(struct config *cfg, void *obj, const struct cfg_key *k,
 	const char *v = e->value;
 	const char *f = cfg->path;
 
+	if (e->continued && !k->multiline)
+		return cfg_fail(err, errlen, f, e->lines[e->nlines > 1 ? 1 : 0],
+		                "this indented line continues '%s' (line %u), which "
+		                "takes one line; remove the indentation",
+		                k->key, e->line);
 	switch (k->type) {
 	case T_NAME:
 		if (*v == '\0')
@@ -259,6 +268,13 @@ static int config_set(struct config *cfg, void *obj, const struct cfg_key *k,
 				return cfg_fail(err, errlen, f, e->line,
 				                "%s: '%s' may not contain '/' or control characters "
 				                "(it names the output directory)", k->key, v);
+		/* fall through */
+	case T_ENCODING:
+		if (k->type == T_ENCODING && !csv_encoding_known(v))
+			return cfg_fail(err, errlen, f, e->line,
+			                "%s: '%s' is not an encoding iconv knows (utf-8, gbk, "
+			                "gb18030, big5, utf-16, latin1, ...; `iconv -l` lists all)",
+			                k->key, v);
 		/* fall through */
 	case T_STRING: {
 		char **dst = (char **)base;
@@ -373,6 +389,15 @@ static char *config_dir(const char *path)
 	return dir;
 }
 
+/* Line of the first [name] header, 0 when the section is absent. */
+static unsigned section_line(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ini->nsections; i++)
+		if (strcmp(cfg->ini->sections[i].name, name) == 0)
+			return cfg->ini->sections[i].line;
+	return 0;
+}
+
 /* Required keys of [message] and [dkim] (their meaning is checked when
  * templates/message.c compiles them). */
 static int check_message(struct config *cfg, char *err, size_t errlen)
@@ -393,12 +418,13 @@ static int check_message(struct config *cfg, char *err, size_t errlen)
 	if (!m->present)
 		return 0;
 	if (m->from == NULL)
-		return cfg_fail(err, errlen, cfg->path, 0,
+		return cfg_fail(err, errlen, cfg->path, section_line(cfg, "message"),
 		                "[message] from is required (e.g. from = \"Acme <news@acme.example>\")");
 	if (m->subject == NULL)
-		return cfg_fail(err, errlen, cfg->path, 0, "[message] subject is required");
+		return cfg_fail(err, errlen, cfg->path, section_line(cfg, "message"),
+		                "[message] subject is required");
 	if (m->text == NULL && m->html == NULL)
-		return cfg_fail(err, errlen, cfg->path, 0,
+		return cfg_fail(err, errlen, cfg->path, section_line(cfg, "message"),
 		                "[message] needs a body: text = FILE, html = FILE, or both");
 	return 0;
 }
@@ -487,7 +513,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 
 	if (cfg->campaign.recipients == NULL) {
-		cfg_fail(err, errlen, path, 0,
+		cfg_fail(err, errlen, path, section_line(cfg, "campaign"),
 		         "[campaign] recipients is required: the recipient CSV "
 		         "(e.g. recipients = list.csv)");
 		goto fail;
@@ -495,7 +521,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	if (check_message(cfg, err, errlen) < 0)
 		goto fail;
 	if (*cfg->campaign.email_column == '\0') {
-		cfg_fail(err, errlen, path, 0,
+		cfg_fail(err, errlen, path, config_line(cfg, "campaign", "email_column"),
 		         "[campaign] email_column may not be empty");
 		goto fail;
 	}
@@ -527,6 +553,29 @@ const char *config_where(struct config *cfg, const char *section,
 	return buf;
 }
 
+const unsigned *config_lines(const struct config *cfg, const char *section,
+                             const char *key, size_t *n)
+{
+	for (size_t i = 0; cfg->ini != NULL && i < cfg->ini->n; i++) {
+		const struct ini_entry *e = &cfg->ini->entries[i];
+		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0) {
+			*n = e->nlines;
+			return e->lines;
+		}
+	}
+	*n = 0;
+	return NULL;
+}
+
+int config_schema_key(size_t i, const char **section, const char **key)
+{
+	if (i >= NELEM(schema))
+		return -1;
+	*section = schema[i].section;
+	*key = schema[i].key;
+	return 0;
+}
+
 unsigned config_line(const struct config *cfg, const char *section,
                      const char *key)
 {
@@ -544,7 +593,7 @@ void config_free(struct config *cfg)
 		return;
 	for (size_t i = 0; i < NELEM(schema); i++) {
 		if (schema[i].type != T_PATH && schema[i].type != T_STRING &&
-		    schema[i].type != T_NAME)
+		    schema[i].type != T_NAME && schema[i].type != T_ENCODING)
 			continue;
 		if (strcmp(schema[i].section, "dkim") == 0)
 			for (size_t j = 0; j < cfg->ndkim; j++)

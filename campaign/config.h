@@ -103,6 +103,15 @@ const char *config_where(struct config *cfg, const char *section,
 unsigned config_line(const struct config *cfg, const char *section,
                      const char *key);
 
+/* The line of each part of a multi-line value (continuation lines), *n
+ * set to their count; NULL (and *n = 0) when the key was not written. */
+const unsigned *config_lines(const struct config *cfg, const char *section,
+                             const char *key, size_t *n);
+
+/* The i-th key of the schema (for the documentation test): 0 and
+ * section/key set, or -1 past the end. */
+int config_schema_key(size_t i, const char **section, const char **key);
+
 /* Free; NULL is a no-op. */
 void config_free(struct config *cfg);
 

@@ -82,11 +82,12 @@ static void trim(const char **s, size_t *n)
 		(*n)--;
 }
 
-/* Length of an unquoted value up to an inline comment (" ;" or " #"). */
+/* Length of an unquoted value up to an inline comment: a ';' first in
+ * the value or after a blank. '#' is left alone: "Spring sale #2". */
 static size_t unquoted_len(const char *s, size_t n)
 {
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] == ';' || s[i] == '#') && is_blank(s[i - 1]))
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == ';' && (i == 0 || is_blank(s[i - 1])))
 			return i;
 	return n;
 }
@@ -130,7 +131,7 @@ static int parse_value(struct ini_builder *b, const char *s, size_t n,
 		*quoted = 1;
 		return 0;
 	}
-	n = unquoted_len(s, n);
+	n = unquoted_len(s, n); /* s is trimmed: a leading ';' is a comment */
 	trim(&s, &n);
 	*out = dup_range(s, n);
 	return *out == NULL ? ini_fail(b, "out of memory") : 0;
@@ -248,6 +249,14 @@ static int parse_key(struct ini_builder *b, const char *s, size_t n)
 		free(value);
 		return ini_fail(b, "out of memory");
 	}
+	if ((e->lines = malloc(sizeof(*e->lines))) == NULL) {
+		free(value);
+		free(k);
+		return ini_fail(b, "out of memory");
+	}
+	e->lines[0] = b->line;
+	e->nlines = 1;
+	e->continued = 0;
 	e->section = b->section;
 	e->sub = b->sub;
 	e->key = k;
@@ -265,10 +274,22 @@ static int parse_continuation(struct ini_builder *b, const char *s, size_t n)
 {
 	struct ini_entry *e = b->last;
 	size_t old = strlen(e->value);
+	unsigned *lines;
 	char *v;
 
 	n = unquoted_len(s, n);
 	trim(&s, &n);
+	e->continued = 1;
+	if (old == 0) {
+		/* "headers =" then indented lines: the first part is here */
+		e->lines[0] = b->line;
+	} else {
+		lines = realloc(e->lines, (e->nlines + 1) * sizeof(*lines));
+		if (lines == NULL)
+			return ini_fail(b, "out of memory");
+		e->lines = lines;
+		e->lines[e->nlines++] = b->line;
+	}
 	v = realloc((char *)e->value, old + n + 2);
 	if (v == NULL)
 		return ini_fail(b, "out of memory");
@@ -386,6 +407,7 @@ void ini_free(struct ini *ini)
 	for (size_t i = 0; i < ini->n; i++) {
 		free((char *)ini->entries[i].key);
 		free((char *)ini->entries[i].value);
+		free(ini->entries[i].lines);
 	}
 	for (size_t i = 0; i < ini->nsections; i++) {
 		free((char *)ini->sections[i].name);

@@ -7,14 +7,16 @@
  *     easily 300).
  *   - A line whose first non-blank character is ';' or '#' is a comment.
  *   - "[name]" or "[name sub]" opens a section (sub: e.g. [dkim ed25519]).
- *   - "key = value": key is [A-Za-z0-9_.-]+; the value is trimmed. An
- *     unquoted value ends at " ;" or " #" (whitespace then ';' or '#'),
- *     which starts an inline comment. A value starting with '"' runs to the
+ *   - "key = value": key is [A-Za-z0-9_.-]+; the value is trimmed. In an
+ *     unquoted value, a ';' preceded by a blank (or first in the value)
+ *     starts an inline comment; '#' does so only at line start, so
+ *     "Spring sale #2" keeps its "#2". A value starting with '"' runs to the
  *     closing '"' (\" and \\ are its only escapes) and the quotes are
  *     stripped; only blanks or a comment may follow it.
  *   - An indented line right after a key line continues its value; the
- *     parts are joined with "\n" (used by multi-line values like headers).
- *     A blank line ends the value.
+ *     parts are joined with "\n" (used by multi-line values like headers;
+ *     config.c refuses continuations for every other key, so an indented
+ *     key line is never silently swallowed). A blank line ends the value.
  *   - A key outside any section, a key given twice in a section, a section
  *     given twice, a line that is none of the above, and invalid UTF-8 are
  *     errors reported as "file:line: what".
@@ -34,6 +36,9 @@ struct ini_entry {
 	unsigned line;       /* 1-based line of the key */
 	unsigned section_line;
 	int quoted;          /* 1 when the value was written in quotes */
+	unsigned *lines;     /* line of each "\n"-separated part of value */
+	size_t nlines;       /* parts in value (lines[] entries) */
+	int continued;       /* 1 when continuation lines followed the key */
 };
 
 struct ini {

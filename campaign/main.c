@@ -18,6 +18,7 @@
 #include "config.h"
 #include "buf.h"
 #include "dkim.h"
+#include "files.h"
 #include "log.h"
 #include "preview.h"
 #include "validate.h"
@@ -166,7 +167,7 @@ static int cmd_validate(int argc, char **argv)
 	int c, rc = 0;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_NO_DNS:
 			o.no_dns = 1;
@@ -227,7 +228,7 @@ static int cmd_preview(int argc, char **argv)
 	int c, rc = 0;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_ROW:
 			if ((n = parse_number(optarg)) < 1) {
@@ -277,7 +278,7 @@ static int cmd_preview(int argc, char **argv)
 	if ((cfg = load_config(argv[optind], &rc)) == NULL)
 		return rc;
 	if (o.all && o.out_dir == NULL) {
-		if (mkdir(cfg->campaign.out_dir, 0700) < 0 && errno != EEXIST) {
+		if (files_mkdir_p(cfg->campaign.out_dir) < 0) {
 			edm_error("%s: cannot create: %s", cfg->campaign.out_dir, strerror(errno));
 			config_free(cfg);
 			return EX_CANTCREAT;
@@ -323,7 +324,7 @@ static int cmd_dkim(int argc, char **argv)
 	argc--;
 	argv++;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_DOMAIN:
 			domain = optarg;
@@ -369,7 +370,7 @@ static int cmd_dkim(int argc, char **argv)
 	                sizeof(err)) < 0) {
 		edm_error("dkim keygen: %s", err);
 		buf_free(&record);
-		return access(out, F_OK) == 0 ? EX_CANTCREAT : EX_SOFTWARE;
+		return EX_CANTCREAT; /* keygen fails on the file, in practice */
 	}
 	printf("Private key written to %s (mode 0600). Publish this TXT record:\n\n%s\n",
 	       out, record.data);

@@ -10,7 +10,6 @@
 #include "preview.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,30 +21,10 @@
 #include "address.h"
 #include "config.h"
 #include "csv_reader.h"
+#include "files.h"
 #include "log.h"
 #include "message.h"
 #include "recipients.h"
-
-/* Write all of b to a new file (0600: it holds a recipient's data). */
-static int write_file(const char *path, const struct buf *b)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	size_t off = 0;
-
-	if (fd < 0)
-		return -1;
-	while (off < b->len) {
-		ssize_t n = write(fd, b->data + off, b->len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return close(fd);
-}
 
 /* Why row r cannot be rendered, or NULL (then *a holds its address). */
 static const char *row_problem(const struct csv_row *r, size_t ncols,
@@ -112,7 +91,7 @@ int preview_run(struct config *cfg, const struct preview_opts *o)
 		rc = EX_CONFIG;
 		goto out;
 	}
-	if (o->all && mkdir(o->out_dir, 0700) < 0 && errno != EEXIST) {
+	if (o->all && files_mkdir_p(o->out_dir) < 0) {
 		edm_error("%s: cannot create: %s", o->out_dir, strerror(errno));
 		rc = EX_CANTCREAT;
 		goto out;
@@ -147,7 +126,7 @@ int preview_run(struct config *cfg, const struct preview_opts *o)
 		if (o->all) {
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/row-%06zu.eml", o->out_dir, r->row);
-			if (write_file(path, &out) < 0) {
+			if (files_write_private(path, out.data, out.len) < 0) {
 				edm_error("%s: %s", path, strerror(errno));
 				rc = EX_CANTCREAT;
 				goto out;
@@ -156,7 +135,7 @@ int preview_run(struct config *cfg, const struct preview_opts *o)
 			continue;
 		}
 		if (o->out != NULL) {
-			if (write_file(o->out, &out) < 0) {
+			if (files_write_private(o->out, out.data, out.len) < 0) {
 				edm_error("%s: %s", o->out, strerror(errno));
 				rc = EX_CANTCREAT;
 				goto out;

@@ -28,6 +28,7 @@
 #include "csv_reader.h"
 #include "csv_writer.h"
 #include "dns.h"
+#include "files.h"
 #include "log.h"
 #include "message.h"
 #include "recipients.h"
@@ -103,6 +104,7 @@ struct validate {
 	int loop_ready;
 	struct dns *dns;
 	struct domcache domains;
+	struct buf detail;           /* rejects.csv detail being composed */
 	struct message_factory *msg; /* with [message] strict_variables */
 	struct message_scratch scratch;
 
@@ -186,31 +188,6 @@ static long long ts_diff_ns(const struct timespec *a, const struct timespec *b)
 	return (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
 }
 
-/* mkdir -p with 0700 for the directories we create (they hold lists). */
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (p == NULL)
-		return -1;
-	for (char *s = p + 1; ; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-				rc = -1;
-				break;
-			}
-			*s = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	free(p);
-	return rc;
-}
-
 /* Write one output record of the original columns (padded to the header
  * width so every line of rejects.csv has the same shape). */
 static int write_fields(struct csv_writer *w, const char *const *fields,
@@ -234,10 +211,19 @@ static int emit(struct validate *v, size_t row, const char *const *fields,
 		return csv_writer_row(v->clean, fields, lens, n < v->ncols ? n : v->ncols);
 	if (write_fields(v->rejects, fields, lens, n, v->ncols) < 0)
 		return -1;
+	/* A row wider than the header: its extra fields go into the detail,
+	 * whole, so rejects.csv keeps every byte of it. */
+	buf_reset(&v->detail);
+	if (buf_puts(&v->detail, detail) < 0)
+		return -1;
+	for (size_t i = v->ncols; i < n; i++)
+		if (buf_puts(&v->detail, i == v->ncols ? "; extra: " : " | ") < 0 ||
+		    buf_append(&v->detail, fields[i], lens[i]) < 0)
+			return -1;
 	snprintf(num, sizeof(num), "%zu", row);
 	if (csv_writer_field(v->rejects, validate_reason_names[reason],
 	                     strlen(validate_reason_names[reason])) < 0 ||
-	    csv_writer_field(v->rejects, detail, strlen(detail)) < 0 ||
+	    csv_writer_field(v->rejects, v->detail.data, v->detail.len) < 0 ||
 	    csv_writer_field(v->rejects, suggestion, strlen(suggestion)) < 0 ||
 	    csv_writer_field(v->rejects, num, strlen(num)) < 0)
 		return -1;
@@ -381,7 +367,8 @@ static void progress(struct validate *v, int final)
 /*
  * Local checks for one row, in reason order. Fills reason/detail/
  * suggestion; for a kept row that needs DNS, copies its domain to
- * 'domain'. Returns 0, or -1 on allocation failure.
+ * 'domain'. Returns 0, -1 on allocation failure, or -2 when the message
+ * factory failed for another reason (already reported).
  */
 static int check_row(struct validate *v, const struct csv_row *r,
                      enum validate_reason *reason, char *detail, size_t dlen,
@@ -395,11 +382,9 @@ static int check_row(struct validate *v, const struct csv_row *r,
 	*reason = VR_KEEP;
 	detail[0] = suggestion[0] = domain[0] = '\0';
 	if (r->nfields != v->ncols) {
+		/* emit() appends the extra fields themselves */
 		int n = snprintf(detail, dlen, "expected %zu fields, got %zu",
 		                 v->ncols, r->nfields);
-		for (size_t i = v->ncols; i < r->nfields && n > 0 && (size_t)n < dlen; i++)
-			n += snprintf(detail + n, dlen - (size_t)n, "%s%s",
-			              i == v->ncols ? "; extra: " : " | ", r->fields[i]);
 		for (size_t i = 0; i < r->nfields; i++)
 			if (memchr(r->fields[i], '\n', r->lens[i]) != NULL) {
 				if (n > 0 && (size_t)n < dlen)
@@ -416,6 +401,15 @@ static int check_row(struct validate *v, const struct csv_row *r,
 		*reason = VR_ENCODING;
 		return 0;
 	}
+	for (size_t i = 0; i < r->nfields; i++)
+		if (memchr(r->fields[i], '\0', r->lens[i]) != NULL) {
+			/* NUL has no place in text: a UTF-16 file read as UTF-8,
+			 * or binary junk; never let it reach a header. */
+			snprintf(detail, dlen, "field %zu contains a NUL byte "
+			         "(a UTF-16 file? set encoding = utf-16)", i + 1);
+			*reason = VR_ENCODING;
+			return 0;
+		}
 	if (addr_parse(r->fields[v->email_col], r->lens[v->email_col], &a,
 	               detail, dlen) < 0) {
 		*reason = VR_SYNTAX;
@@ -456,15 +450,17 @@ static int check_row(struct validate *v, const struct csv_row *r,
 		return 0;
 	}
 	if (v->msg != NULL) {
-		char err[512];
-		int rc = message_check(v->msg, r, &a, &v->scratch, err, sizeof(err));
+		int rc = message_check(v->msg, r, &a, &v->scratch, detail, dlen);
 		if (rc == MESSAGE_TEMPLATE) {
-			snprintf(detail, dlen, "%s", err);
 			*reason = VR_TEMPLATE;
 			return 0;
 		}
-		if (rc < 0)
-			return -1;
+		if (rc < 0) {
+			edm_error("%s: row %zu: %s", v->cfg->campaign.recipients,
+			          r->row, detail);
+			return -2;
+		}
+		detail[0] = '\0';
 	}
 	if (v->dns != NULL)
 		memcpy(domain, dom, strlen(dom) + 1);
@@ -480,9 +476,10 @@ static int handle_row(struct validate *v, const struct csv_row *r)
 	struct wrow *w;
 	int decided;
 
-	if (check_row(v, r, &reason, detail, sizeof(detail), suggestion,
-	              sizeof(suggestion), domain) < 0)
-		return -1;
+	int rc = check_row(v, r, &reason, detail, sizeof(detail), suggestion,
+	                   sizeof(suggestion), domain);
+	if (rc < 0)
+		return rc;
 	decided = domain[0] == '\0' ||
 	          apply_dns(v, domain, &reason, detail, sizeof(detail));
 	if (decided && v->count == 0)
@@ -617,21 +614,19 @@ static int setup_io(struct validate *v)
 		return rc;
 	h = csv_reader_header(v->reader);
 	v->ncols = h->nfields;
-	/* Templates are compiled even when not strict: a template that uses a
-	 * column the CSV lacks is an error before anything is sent. */
+	/* Templates are compiled and rendered for every row (bodies only under
+	 * strict_variables): a template that uses a column the CSV lacks is an
+	 * error before anything is sent, and a row that cannot render is a
+	 * reject now rather than a failure mid-send. */
 	if (cfg->message.present) {
 		v->msg = message_factory_new(cfg, h, v->email_col, err, sizeof(err));
 		if (v->msg == NULL) {
 			edm_error("%s", err);
 			return EX_CONFIG;
 		}
-		if (!cfg->message.strict_variables) {
-			message_factory_free(v->msg);
-			v->msg = NULL;
-		}
 	}
 
-	if (mkdir_p(out_dir) < 0) {
+	if (files_mkdir_p(out_dir) < 0) {
 		edm_error("%s: cannot create the output directory: %s (out_dir at %s, or --out-dir)",
 		          out_dir, strerror(errno), config_where(cfg, "campaign", "out_dir"));
 		return EX_CANTCREAT;
@@ -664,12 +659,14 @@ static int validate_pass(struct validate *v)
 
 	while ((rc = csv_reader_next(v->reader, &r, err, sizeof(err))) == 1) {
 		v->rows++;
-		if (handle_row(v, r) < 0) {
+		if ((rc = handle_row(v, r)) < 0) {
+			if (rc == -2)        /* reported where it happened */
+				return EX_SOFTWARE;
 			edm_error("writing %s: %s", v->clean_path, strerror(errno));
 			return EX_IOERR;
 		}
 		if (utf8 && v->rows == ENCODING_PROBE_ROWS &&
-		    v->bad_encoding * 2 >= v->rows) {
+		    v->bad_encoding * 2 > v->rows) {
 			recipients_encoding_error(v->cfg, v->reader, "most of its first rows");
 			return EX_DATAERR;
 		}
@@ -742,6 +739,7 @@ out:
 		uv_loop_close(&v.loop);
 	}
 	domcache_free(&v.domains);
+	buf_free(&v.detail);
 	message_factory_free(v.msg);
 	message_scratch_free(&v.scratch);
 	strset_free(v.seen);

@@ -104,16 +104,18 @@ out:
 	return data;
 }
 
-/* Compile a config value as a template, errors at "config:line". */
-static struct tmpl *compile_value(struct message_factory *f, const char *key,
-                                  const char *src, enum tmpl_mode mode,
-                                  char *err, size_t errlen)
+/* Compile a config value as a template, errors at "config:line" (line 0:
+ * the key's own line). */
+static struct tmpl *compile_value_at(struct message_factory *f, const char *key,
+                                     unsigned line, const char *src,
+                                     enum tmpl_mode mode, char *err,
+                                     size_t errlen)
 {
 	struct tmpl_names names = { f->names, f->nnames };
 	struct tmpl_opts o = {
 		.mode = mode,
 		.file = f->cfg->path,
-		.first_line = config_line(f->cfg, "message", key),
+		.first_line = line ? line : config_line(f->cfg, "message", key),
 		.partials_dir = f->cfg->dir,
 	};
 	struct tmpl *t;
@@ -127,6 +129,13 @@ static struct tmpl *compile_value(struct message_factory *f, const char *key,
 		snprintf(err + n, errlen - n, " (in [message] %s)", key);
 	}
 	return t;
+}
+
+static struct tmpl *compile_value(struct message_factory *f, const char *key,
+                                  const char *src, enum tmpl_mode mode,
+                                  char *err, size_t errlen)
+{
+	return compile_value_at(f, key, 0, src, mode, err, errlen);
 }
 
 /* Compile a template file (text or html), partials from its directory. */
@@ -178,13 +187,12 @@ static int build_names(struct message_factory *f, const struct csv_row *h,
 		for (j = 0; j < h->nfields; j++)
 			if (strcmp(h->fields[j], builtin_names[b]) == 0)
 				break;
-		if (j < h->nfields && b != B_EMAIL) {
+		if (j < h->nfields) {
 			f->builtin_idx[b] = j; /* the CSV column wins */
 			continue;
 		}
-		f->builtin_idx[b] = j < h->nfields ? j : f->nnames++;
-		if (j == h->nfields)
-			f->names[f->builtin_idx[b]] = builtin_names[b];
+		f->builtin_idx[b] = f->nnames++;
+		f->names[f->builtin_idx[b]] = builtin_names[b];
 		f->builtin_own[b] = 1;
 	}
 	return 0;
@@ -256,7 +264,9 @@ static int parse_addr_key(struct message_factory *f, const char *key,
 static int parse_headers(struct message_factory *f, char *err, size_t errlen)
 {
 	const char *v = f->cfg->message.headers;
-	unsigned line = config_line(f->cfg, "message", "headers");
+	size_t nlines, idx = 0;
+	const unsigned *lines = config_lines(f->cfg, "message", "headers", &nlines);
+	unsigned line;
 
 	while (v != NULL && *v != '\0') {
 		const char *nl = strchr(v, '\n'), *end = nl ? nl : v + strlen(v);
@@ -264,6 +274,7 @@ static int parse_headers(struct message_factory *f, char *err, size_t errlen)
 		struct msg_header *h;
 		char *value;
 
+		line = idx < nlines ? lines[idx] : 0;
 		if (colon == NULL || colon == v) {
 			snprintf(err, errlen, "%s:%u: headers: expected 'Name: value', got '%.*s'",
 			         f->cfg->path, line, (int)(end - v), v);
@@ -305,12 +316,13 @@ static int parse_headers(struct message_factory *f, char *err, size_t errlen)
 			return -1;
 		}
 		f->nheaders++;
-		h->value = compile_value(f, "headers", value, TMPL_TEXT, err, errlen);
+		h->value = compile_value_at(f, "headers", line, value, TMPL_TEXT,
+		                            err, errlen);
 		free(value);
 		if (h->value == NULL)
 			return -1;
 		v = nl ? nl + 1 : end;
-		line++;
+		idx++;
 	}
 	return 0;
 }
@@ -394,7 +406,7 @@ struct message_factory *message_factory_new(struct config *cfg,
 			goto fail;
 		}
 		if ((f->unsub_url = compile_value(f, "unsubscribe_url", m->unsubscribe_url,
-		                                  TMPL_TEXT, err, errlen)) == NULL)
+		                                  TMPL_URL, err, errlen)) == NULL)
 			goto fail;
 		if (f->builtin_own[B_UNSUBSCRIBE_URL] &&
 		    tmpl_uses(f->unsub_url, f->builtin_idx[B_UNSUBSCRIBE_URL])) {
@@ -456,15 +468,42 @@ void message_id(const struct message_factory *f, size_t row,
 }
 
 /* Render 't' into 'out' (reset first); NULL templates render empty. */
-static int render(const struct message_factory *f, const struct tmpl *t,
-                  const struct tmpl_values *v, struct buf *out,
-                  char *err, size_t errlen)
+static int render(const struct tmpl *t, const struct tmpl_values *v,
+                  int strict, struct buf *out, char *err, size_t errlen)
 {
+	int rc;
+
 	buf_reset(out);
 	if (t == NULL)
 		return 0;
-	if (tmpl_render(t, v, f->strict, out, err, errlen) < 0)
-		return f->strict && strstr(err, " is empty") ? MESSAGE_TEMPLATE : -1;
+	rc = tmpl_render(t, v, strict, out, err, errlen);
+	return rc == TMPL_EMPTY ? MESSAGE_TEMPLATE : rc;
+}
+
+/* Make room for the per-row value table and header table in scratch. */
+static int scratch_grow(const struct message_factory *f,
+                        struct message_scratch *s)
+{
+	if (s->nvals < f->nnames) {
+		const char **v = realloc(s->vals, f->nnames * sizeof(*v));
+		size_t *l = v ? realloc(s->lens, f->nnames * sizeof(*l)) : NULL;
+		if (v != NULL)
+			s->vals = v;
+		if (l == NULL)
+			return -1;
+		s->lens = l;
+		s->nvals = f->nnames;
+	}
+	if (s->nhdrs < f->nheaders) {
+		size_t *o = realloc(s->hdr_off, f->nheaders * sizeof(*o));
+		struct mime_header *m = o ? realloc(s->mhdrs, f->nheaders * sizeof(*m)) : NULL;
+		if (o != NULL)
+			s->hdr_off = o;
+		if (m == NULL)
+			return -1;
+		s->mhdrs = m;
+		s->nhdrs = f->nheaders;
+	}
 	return 0;
 }
 
@@ -496,17 +535,22 @@ static int render_all(const struct message_factory *f, const struct csv_row *csv
                       struct message_scratch *s, char *err, size_t errlen,
                       int bodies)
 {
-	const char *vals[f->nnames];
-	size_t lens[f->nnames];
-	struct tmpl_values v = { vals, lens };
+	struct tmpl_values v;
 	char msgid[ADDR_MAX + 64], rowbuf[24], date[16];
 	struct tm tm;
 	int rc;
 
+	if (scratch_grow(f, s) < 0)
+		return edm_errf(err, errlen, "out of memory");
+	v.vals = s->vals;
+	v.lens = s->lens;
 	for (size_t i = 0; i < f->ncols; i++) {
-		vals[i] = i < csv->nfields ? csv->fields[i] : NULL;
-		lens[i] = i < csv->nfields ? csv->lens[i] : 0;
+		s->vals[i] = i < csv->nfields ? csv->fields[i] : NULL;
+		s->lens[i] = i < csv->nfields ? csv->lens[i] : 0;
 	}
+	/* The address column renders normalised, whatever its name. */
+	s->vals[f->email_col] = to->norm;
+	s->lens[f->email_col] = to->len;
 	message_id(f, csv->row, to, msgid, sizeof(msgid));
 	snprintf(rowbuf, sizeof(rowbuf), "%zu", csv->row);
 	gmtime_r(&now, &tm);
@@ -522,34 +566,40 @@ static int render_all(const struct message_factory *f, const struct csv_row *csv
 	};
 	for (int b = 0; b < B_COUNT; b++)
 		if (f->builtin_own[b]) {
-			vals[f->builtin_idx[b]] = bv[b];
-			lens[f->builtin_idx[b]] = strlen(bv[b]);
+			s->vals[f->builtin_idx[b]] = bv[b];
+			s->lens[f->builtin_idx[b]] = strlen(bv[b]);
 		}
-	if ((rc = render(f, f->unsub_url, &v, &s->unsub_url, err, errlen)) != 0)
+	/* Always strict: a one-click link with a hole in it unsubscribes
+	 * nobody, and receivers hold that against the sender. */
+	if ((rc = render(f->unsub_url, &v, 1, &s->unsub_url, err, errlen)) != 0)
 		return rc;
 	if (f->unsub_url != NULL && url_sanitise(&s->unsub_url, &s->tmp) < 0)
-		return -1;
+		return edm_errf(err, errlen, "out of memory");
 	if (f->builtin_own[B_UNSUBSCRIBE_URL]) {
-		vals[f->builtin_idx[B_UNSUBSCRIBE_URL]] = s->unsub_url.data ? s->unsub_url.data : "";
-		lens[f->builtin_idx[B_UNSUBSCRIBE_URL]] = s->unsub_url.len;
+		s->vals[f->builtin_idx[B_UNSUBSCRIBE_URL]] =
+			s->unsub_url.data ? s->unsub_url.data : "";
+		s->lens[f->builtin_idx[B_UNSUBSCRIBE_URL]] = s->unsub_url.len;
 	}
-	if ((rc = render(f, f->subject, &v, &s->subject, err, errlen)) != 0 ||
-	    (rc = render(f, f->from_name, &v, &s->from_name, err, errlen)) != 0 ||
-	    (rc = render(f, f->to_name, &v, &s->to_name, err, errlen)) != 0 ||
-	    (rc = render(f, f->feedback_id, &v, &s->feedback_id, err, errlen)) != 0)
+	if ((rc = render(f->subject, &v, f->strict, &s->subject, err, errlen)) != 0 ||
+	    (rc = render(f->from_name, &v, f->strict, &s->from_name, err, errlen)) != 0 ||
+	    (rc = render(f->to_name, &v, f->strict, &s->to_name, err, errlen)) != 0 ||
+	    (rc = render(f->feedback_id, &v, f->strict, &s->feedback_id, err, errlen)) != 0)
 		return rc;
-	/* Extra headers: values back to back in hdrs, NUL-separated. */
+	/* Extra header values back to back in hdrs, found by offset (a NUL
+	 * inside one value can only cut that value short). */
 	buf_reset(&s->hdrs);
 	for (size_t i = 0; i < f->nheaders; i++) {
-		if ((rc = render(f, f->headers[i].value, &v, &s->tmp, err, errlen)) != 0)
+		if ((rc = render(f->headers[i].value, &v, f->strict, &s->tmp, err, errlen)) != 0)
 			return rc;
-		if (buf_append(&s->hdrs, s->tmp.data ? s->tmp.data : "", s->tmp.len + 1) < 0)
-			return -1;
+		s->hdr_off[i] = s->hdrs.len;
+		if (buf_append(&s->hdrs, s->tmp.data ? s->tmp.data : "", s->tmp.len) < 0 ||
+		    buf_putc(&s->hdrs, '\0') < 0)
+			return edm_errf(err, errlen, "out of memory");
 	}
 	if (!bodies && !f->strict)
 		return 0;
-	if ((rc = render(f, f->text, &v, &s->text, err, errlen)) != 0 ||
-	    (rc = render(f, f->html, &v, &s->html, err, errlen)) != 0)
+	if ((rc = render(f->text, &v, f->strict, &s->text, err, errlen)) != 0 ||
+	    (rc = render(f->html, &v, f->strict, &s->html, err, errlen)) != 0)
 		return rc;
 	return 0;
 }
@@ -580,18 +630,15 @@ int message_render(const struct message_factory *f, const struct csv_row *csv,
                    struct message_scratch *s, struct buf *out,
                    char *err, size_t errlen)
 {
-	struct mime_header hdrs[f->nheaders ? f->nheaders : 1];
 	char msgid[ADDR_MAX + 64];
 	int rc;
 
 	if ((rc = render_all(f, csv, to, now, s, err, errlen, 1)) != 0)
 		return rc;
 	message_id(f, csv->row, to, msgid, sizeof(msgid));
-	const char *hv = s->hdrs.data;
 	for (size_t i = 0; i < f->nheaders; i++) {
-		hdrs[i].name = f->headers[i].name;
-		hdrs[i].value = hv;
-		hv += strlen(hv) + 1;
+		s->mhdrs[i].name = f->headers[i].name;
+		s->mhdrs[i].value = s->hdrs.data + s->hdr_off[i];
 	}
 	struct mime_message mm = {
 		.from_name = trimmed(&s->from_name),
@@ -609,7 +656,7 @@ int message_render(const struct message_factory *f, const struct csv_row *csv,
 		.unsub_url = f->unsub_url ? s->unsub_url.data : NULL,
 		.unsub_mailto = f->unsub_mailto,
 		.feedback_id = trimmed(&s->feedback_id),
-		.headers = hdrs,
+		.headers = s->mhdrs,
 		.nheaders = f->nheaders,
 		.atts = f->atts,
 		.natts = f->natts,
@@ -641,6 +688,11 @@ void message_scratch_free(struct message_scratch *s)
 	buf_free(&s->hdrs);
 	buf_free(&s->mime);
 	buf_free(&s->tmp);
+	free(s->vals);
+	free(s->lens);
+	free(s->hdr_off);
+	free(s->mhdrs);
+	memset(s, 0, sizeof(*s));
 }
 
 void message_factory_free(struct message_factory *f)

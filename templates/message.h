@@ -4,10 +4,11 @@
  * complete message of any recipient row rendered on demand.
  *
  * Variables a template may use: the recipient CSV's header names, plus the
- * built-ins below (a CSV column with the same name wins, except that the
- * address column always renders the normalised address):
+ * built-ins below (a CSV column with the same name wins; the address
+ * column always renders the normalised address):
  *   email            the recipient's address, normalised (trimmed,
- *                    punycode domain)
+ *                    punycode domain); the address column itself also
+ *                    renders normalised, whatever its name
  *   campaign         [campaign] name
  *   row              the data row number (1-based)
  *   message_id       the Message-ID without angle brackets
@@ -29,6 +30,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "mime.h"
 
 struct addr;
 struct config;
@@ -40,7 +42,12 @@ struct message_factory;
 struct message_scratch {
 	struct buf subject, from_name, to_name, text, html, feedback_id,
 	           unsub_url, hdrs, mime, tmp;
-	char **hdr_values;
+	const char **vals;    /* per-variable values, grown on the heap */
+	size_t *lens;
+	size_t nvals;
+	size_t *hdr_off;      /* offset of each extra header's value in hdrs */
+	struct mime_header *mhdrs;
+	size_t nhdrs;
 };
 
 /* Returned by message_render()/message_check() when strict_variables
@@ -68,8 +75,10 @@ int message_render(const struct message_factory *f, const struct csv_row *csv,
                    char *err, size_t errlen);
 
 /*
- * Render only the templates (no MIME, no DKIM), as `edm validate` does to
- * find rows that strict_variables rejects. 0, MESSAGE_TEMPLATE or -1.
+ * Render only the templates (no MIME, no DKIM; the bodies only under
+ * strict_variables), as `edm validate` does to find rows that cannot be
+ * sent. 0, MESSAGE_TEMPLATE or -1. unsubscribe_url is always strict: a
+ * row whose unsubscribe link would have an empty variable cannot be sent.
  */
 int message_check(const struct message_factory *f, const struct csv_row *csv,
                   const struct addr *to, struct message_scratch *s,

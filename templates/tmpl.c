@@ -93,6 +93,7 @@ enum tmpl_kind {
 #define TMPL_F_DEFAULT  0x02u /* VAR: off/len is the default */
 #define TMPL_F_GUARDED  0x04u /* VAR: inside {{#same}}: never strict-empty */
 #define TMPL_F_INVERTED 0x08u /* SECTION: {{^x}} */
+#define TMPL_F_URL      0x10u /* VAR: percent-encode the value */
 
 struct tmpl_node {
 	unsigned char kind;  /* enum tmpl_kind */
@@ -667,7 +668,7 @@ out_path:
  * content is p..q, untrimmed. */
 static int tmpl_var(struct tmpl_cc *cc, struct tmpl_unit *u, unsigned line,
                     const char *tag, size_t taglen, const char *p,
-                    const char *q, int escape)
+                    const char *q, int escape, int url)
 {
 	const char *bar = memchr(p, '|', (size_t)(q - p));
 	const char *ne = bar ? bar : q, *d = NULL;
@@ -705,6 +706,8 @@ static int tmpl_var(struct tmpl_cc *cc, struct tmpl_unit *u, unsigned line,
 	nd->line = line;
 	if (escape)
 		nd->flags |= TMPL_F_ESCAPE;
+	if (url)
+		nd->flags |= TMPL_F_URL;
 	if (cc->guard[i] > 0)
 		nd->flags |= TMPL_F_GUARDED;
 	if (bar != NULL) {
@@ -930,7 +933,8 @@ static int tmpl_unit_compile(struct tmpl_cc *cc, const char *src, size_t len,
 			break;
 		default: /* 0, '{', '&': interpolation */
 			if (tmpl_var(cc, &u, line, src + ts, te - ts, p, q,
-			             kind == 0 && cc->o->mode == TMPL_HTML) < 0)
+			             kind == 0 && cc->o->mode == TMPL_HTML,
+			             kind == 0 && cc->o->mode == TMPL_URL) < 0)
 				goto out;
 			break;
 		}
@@ -1002,6 +1006,29 @@ fail:
 	return NULL;
 }
 
+/* Append s[n] percent-encoded: RFC 3986 unreserved bytes stay. */
+static int tmpl_url_append(struct buf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	if (buf_reserve(out, 3 * n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+		    c == '~') {
+			out->data[out->len++] = (char)c;
+		} else {
+			out->data[out->len++] = '%';
+			out->data[out->len++] = hex[c >> 4];
+			out->data[out->len++] = hex[c & 15];
+		}
+	}
+	out->data[out->len] = '\0';
+	return 0;
+}
+
 /* The hot path: one forward walk over the nodes, appending to out. */
 int tmpl_render(const struct tmpl *t, const struct tmpl_values *v,
                 int strict, struct buf *out, char *err, size_t errlen)
@@ -1034,6 +1061,8 @@ int tmpl_render(const struct tmpl *t, const struct tmpl_values *v,
 					rc = 0;
 			} else if (nd->flags & TMPL_F_ESCAPE) {
 				rc = tmpl_html_append(out, s, n);
+			} else if (nd->flags & TMPL_F_URL) {
+				rc = tmpl_url_append(out, s, n);
 			} else {
 				rc = buf_append(out, s, n);
 			}
@@ -1057,7 +1086,7 @@ fail_empty:
 	if (err != NULL && errlen > 0)
 		snprintf(err, errlen, "%s:%u: %s is empty", t->files[nd->file],
 		         nd->line, t->names[nd->var]);
-	return -1;
+	return TMPL_EMPTY;
 fail_nomem:
 	if (err != NULL && errlen > 0)
 		snprintf(err, errlen, "%s: out of memory", t->files[0]);

@@ -35,7 +35,14 @@ struct tmpl;
 enum tmpl_mode {
 	TMPL_TEXT = 0, /* no escaping */
 	TMPL_HTML = 1, /* {{x}} is HTML-escaped */
+	TMPL_URL = 2,  /* {{x}} is percent-encoded (RFC 3986: all but the
+	                  unreserved A-Z a-z 0-9 - . _ ~), for values put into
+	                  a URL such as unsubscribe_url ("?e={{email}}" with
+	                  "ann+news@x" gives "?e=ann%2Bnews%40x") */
 };
+
+/* tmpl_render()'s result when strict mode finds an empty variable. */
+#define TMPL_EMPTY (-2)
 
 struct tmpl_names {
 	const char *const *names; /* variable i is names[i] */
@@ -74,9 +81,9 @@ struct tmpl *tmpl_compile(const char *src, size_t len,
 /*
  * Append the rendering to 'out'. With strict set, a variable used without
  * a default and outside a section on that same variable that is empty
- * makes the render fail: returns -1 with "file:line: first_name is empty"
- * in err (out may hold a partial rendering). Otherwise returns 0 (-1 only
- * on allocation failure, err says so).
+ * makes the render fail: returns TMPL_EMPTY with "file:line: first_name
+ * is empty" in err (out may hold a partial rendering). Otherwise returns 0
+ * (-1 only on allocation failure, err says so).
  */
 int tmpl_render(const struct tmpl *t, const struct tmpl_values *v,
                 int strict, struct buf *out, char *err, size_t errlen);

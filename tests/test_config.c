@@ -49,21 +49,23 @@ static void test_ini_quotes_and_comments(void)
 		"[m]\n"
 		"from = \"Acme 商城 <news@acme.example>\"   ; the sender\n"
 		"a = value ; inline comment\n"
-		"b = value # hash comment\n"
+		"b = Spring sale #2 ; a comment\n"
 		"c = semi;colon#hash kept\n"
 		"d = \"quoted ; not a comment\"\n"
 		"e = \"esc \\\"q\\\" and \\\\ back\"\n"
 		"f =\n"
-		"g = \"\"\n");
+		"g = \"\"\n"
+		"h = ; only a comment\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "from"), "Acme 商城 <news@acme.example>");
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "a"), "value");
-	CU_ASSERT_STRING_EQUAL(get(ini, "m", "b"), "value");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "b"), "Spring sale #2");
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "c"), "semi;colon#hash kept");
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "d"), "quoted ; not a comment");
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "e"), "esc \"q\" and \\ back");
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "f"), "");
 	CU_ASSERT_STRING_EQUAL(get(ini, "m", "g"), "");
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "h"), "");
 	CU_ASSERT_EQUAL(ini->entries[0].quoted, 1);
 	CU_ASSERT_EQUAL(ini->entries[1].quoted, 0);
 	ini_free(ini);
@@ -98,6 +100,20 @@ static void test_ini_continuation(void)
 	CU_ASSERT_STRING_EQUAL(get(ini, "message", "headers"),
 	                       "X-Campaign: {{campaign}}\nX-Mailer: edm\nX-Tag: a;b");
 	CU_ASSERT_STRING_EQUAL(get(ini, "message", "next"), "1");
+	CU_ASSERT_EQUAL_FATAL(ini->entries[0].nlines, 3);
+	CU_ASSERT_EQUAL(ini->entries[0].lines[0], 2);
+	CU_ASSERT_EQUAL(ini->entries[0].lines[1], 3);
+	CU_ASSERT_EQUAL(ini->entries[0].lines[2], 4);
+	CU_ASSERT(ini->entries[0].continued);
+	CU_ASSERT(!ini->entries[1].continued);
+	ini_free(ini);
+	/* an empty first line: the first part is on the continuation line */
+	ini = parse("[m]\nheaders =\n  A: 1\n  ; comment\n  B: 2\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ini);
+	CU_ASSERT_STRING_EQUAL(get(ini, "m", "headers"), "A: 1\nB: 2");
+	CU_ASSERT_EQUAL_FATAL(ini->entries[0].nlines, 2);
+	CU_ASSERT_EQUAL(ini->entries[0].lines[0], 3);
+	CU_ASSERT_EQUAL(ini->entries[0].lines[1], 5);
 	ini_free(ini);
 }
 
@@ -252,6 +268,12 @@ static void test_config_errors(void)
 	                    "bad.ini:4: dns_timeout_ms: '5' must be a whole number from 100 to 60000");
 	expect_config_error("[campaign]\nrecipients = l.csv\npassword = hunter2\n",
 	                    "bad.ini:3: [campaign] password: secrets never live in the config file");
+	expect_config_error("[campaign]\nrecipients = l.csv\nname = x\n  out_dir = o\n",
+	                    "bad.ini:4: this indented line continues 'name' (line 3)");
+	expect_config_error("[campaign]\nrecipients = l.csv\nencoding = gbkk\n",
+	                    "bad.ini:3: encoding: 'gbkk' is not an encoding iconv knows");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[message]\nfrom = a@b.example\n",
+	                    "bad.ini:3: [message] subject is required");
 	expect_config_error("[campaign]\nrecipients = a.csv\nrecipients = b.csv\n",
 	                    "bad.ini:3: key 'recipients' given twice in [campaign] (first at line 2)");
 	/* The secret must not be echoed back in the message. */
@@ -317,52 +339,27 @@ static void test_config_message_dkim(void)
 /* docs/config.md must document every key the schema accepts. */
 static void test_config_documented(void)
 {
-	static const char *const keys[][2] = {
-		{ "campaign", "name" }, { "campaign", "email_column" },
-		{ "campaign", "encoding" }, { "campaign", "delimiter" },
-		{ "campaign", "suppression" }, { "campaign", "out_dir" },
-		{ "campaign", "recipients" },
-		{ "validate", "dns" }, { "validate", "resolver" },
-		{ "validate", "role_accounts" }, { "validate", "disposable" },
-		{ "validate", "typos" }, { "validate", "disposable_domains" },
-		{ "validate", "dns_timeout_ms" }, { "validate", "dns_tries" },
-		{ "validate", "dns_concurrency" },
-		{ "message", "from" }, { "message", "to_name" },
-		{ "message", "reply_to" }, { "message", "subject" },
-		{ "message", "text" }, { "message", "html" },
-		{ "message", "attachments" }, { "message", "headers" },
-		{ "message", "feedback_id" }, { "message", "unsubscribe_url" },
-		{ "message", "unsubscribe_mailto" }, { "message", "strict_variables" },
-		{ "dkim", "domain" }, { "dkim", "selector" }, { "dkim", "key" },
-	};
 	FILE *f = fopen(EDM_FIXTURES "/../../docs/config.md", "r");
 	static char doc[200000];
-	size_t n;
+	const char *section, *key;
+	size_t n, i;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	n = fread(doc, 1, sizeof(doc) - 1, f);
 	doc[n] = '\0';
 	fclose(f);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
-		char want[64], text[256];
-		snprintf(want, sizeof(want), "`%s`", keys[i][1]);
-		if (strstr(doc, want) == NULL) {
-			fprintf(stderr, "\n  docs/config.md lacks %s\n", want);
+	/* every key of the schema table itself, not a copy of it */
+	for (i = 0; config_schema_key(i, &section, &key) == 0; i++) {
+		char want[64], head[64];
+		snprintf(want, sizeof(want), "| `%s` |", key);
+		snprintf(head, sizeof(head), "## [%s]", section);
+		const char *sec = strstr(doc, head);
+		if (sec == NULL || strstr(sec, want) == NULL) {
+			fprintf(stderr, "\n  docs/config.md lacks %s under %s\n", want, head);
 			CU_FAIL("undocumented key");
 		}
-		/* and the schema accepts it (a doc-only key would be a lie) */
-		if (strcmp(keys[i][1], "recipients") == 0)
-			continue;
-		snprintf(text, sizeof(text), "[campaign]\nrecipients = l.csv\n[%s]\n%s = 100\n",
-		         keys[i][0], keys[i][1]);
-		const char *p = write_file("doc.ini", text);
-		struct config *cfg = config_load(p, err, sizeof(err));
-		if (cfg == NULL && strstr(err, "unknown key") != NULL) {
-			fprintf(stderr, "\n  schema lacks %s: %s\n", keys[i][1], err);
-			CU_FAIL("documented key unknown to the schema");
-		}
-		config_free(cfg);
 	}
+	CU_ASSERT(i >= 31); /* the table is really there */
 }
 
 static const struct test_case tests[] = {

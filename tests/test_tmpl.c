@@ -684,12 +684,12 @@ static void test_strict(void)
 	CHECK_OUT("Dear Ann,\nBye Lee\n");
 	/* Empty first_name: fails, naming the variable and its line. */
 	ctx_set(&c, "first_name", "");
-	CU_ASSERT_EQUAL(render(t, &c, 1), -1);
+	CU_ASSERT_EQUAL(render(t, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("body.txt:1: first_name is empty");
 	/* NULL is empty too; the first empty one is reported. */
 	ctx_set(&c, "first_name", "Ann");
 	ctx_set(&c, "last_name", NULL);
-	CU_ASSERT_EQUAL(render(t, &c, 1), -1);
+	CU_ASSERT_EQUAL(render(t, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("body.txt:5: last_name is empty");
 	/* Not strict: renders the empty string. */
 	CU_ASSERT_EQUAL(render(t, &c, 0), 0);
@@ -705,34 +705,34 @@ static void test_strict(void)
 	CHECK_OUT("[]");
 	/* A section on another variable does not guard. */
 	CU_ASSERT_EQUAL(run("x\n{{#city}}{{first_name}}{{/city}}", TMPL_TEXT,
-	                    &c, 1), -1);
+	                    &c, 1), TMPL_EMPTY);
 	CHECK_ERR("t.txt:2: first_name is empty");
 	/* An inverted section on the same variable does not guard. */
 	CU_ASSERT_EQUAL(run("{{^first_name}}Hi {{first_name}}{{/first_name}}",
-	                    TMPL_TEXT, &c, 1), -1);
+	                    TMPL_TEXT, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("t.txt:1: first_name is empty");
 	/* After the section closes, the guard is gone. */
 	CU_ASSERT_EQUAL(run("{{#first_name}}{{/first_name}}\n{{first_name}}",
-	                    TMPL_TEXT, &c, 1), -1);
+	                    TMPL_TEXT, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("t.txt:2: first_name is empty");
 	/* A default prevents the failure; so does {{{ }}} with a default. */
 	CU_ASSERT_EQUAL(run("{{first_name|friend}} {{{first_name|pal}}}",
 	                    TMPL_TEXT, &c, 1), 0);
 	CHECK_OUT("friend pal");
 	/* {{{x}}} and {{& x}} without a default are checked as well. */
-	CU_ASSERT_EQUAL(run("{{{first_name}}}", TMPL_HTML, &c, 1), -1);
+	CU_ASSERT_EQUAL(run("{{{first_name}}}", TMPL_HTML, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("t.txt:1: first_name is empty");
-	CU_ASSERT_EQUAL(run("{{& first_name}}", TMPL_HTML, &c, 1), -1);
+	CU_ASSERT_EQUAL(run("{{& first_name}}", TMPL_HTML, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("t.txt:1: first_name is empty");
 	/* A config value: lines count from first_line. */
 	t = compile_full("Hello\n{{first_name}}", TMPL_TEXT, "c.ini", 12,
 	                 NULL, &c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-	CU_ASSERT_EQUAL(render(t, &c, 1), -1);
+	CU_ASSERT_EQUAL(render(t, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("c.ini:13: first_name is empty");
 	tmpl_free(t);
 	/* In a partial: the partial's file and line. */
-	CU_ASSERT_EQUAL(run("a\nb\n{{> strict}}", TMPL_TEXT, &c, 1), -1);
+	CU_ASSERT_EQUAL(run("a\nb\n{{> strict}}", TMPL_TEXT, &c, 1), TMPL_EMPTY);
 	CHECK_ERR(PDIR "/strict.txt:2: first_name is empty");
 	/* A partial inside {{#first_name}} is guarded. */
 	ctx_set(&c, "first_name", "Bo");
@@ -959,7 +959,7 @@ static void test_values_literal(void)
 	CHECK_OUT("[abc]");
 	/* A zero length is empty even with a non-NULL pointer. */
 	c.lens[0] = 0;
-	CU_ASSERT_EQUAL(render(t, &c, 1), -1);
+	CU_ASSERT_EQUAL(render(t, &c, 1), TMPL_EMPTY);
 	CHECK_ERR("t.txt:1: first_name is empty");
 	/* lens NULL: the values are C strings. */
 	{
@@ -1067,7 +1067,7 @@ static void test_large(void)
 		/* Strict: col_9 is the first empty one, on line 1. */
 		buf_reset(&out);
 		CU_ASSERT_EQUAL(tmpl_render(t, &v, 1, &out, errbuf,
-		                            sizeof(errbuf)), -1);
+		                            sizeof(errbuf)), TMPL_EMPTY);
 		CU_ASSERT_STRING_EQUAL(errbuf, "big.html:2: col_9 is empty");
 		tmpl_free(t);
 	} else {
@@ -1114,7 +1114,7 @@ static void test_reuse(void)
 		rc = render(t, &c, strict);
 		if (strict && i % 2 && i % 5 == 0) {
 			/* vip set, level empty: strict fails. */
-			bad += rc != -1 ||
+			bad += rc != TMPL_EMPTY ||
 			       strcmp(errbuf, "t.html:1: level is empty") != 0;
 			continue;
 		}
@@ -1196,6 +1196,26 @@ static void test_empty_and_free(void)
 	tmpl_free(t);
 }
 
+/* TMPL_URL: {{x}} values percent-encoded, literals and {{{x}}} not. */
+static void test_url_mode(void)
+{
+	static const char *const kv[] = { "email", "note", NULL };
+	struct ctx c;
+
+	ctx_init(&c, kv, CTX_MAX);
+	ctx_set(&c, "email", "ann+news@b\xC3\xBC" "cher.example");
+	ctx_set(&c, "note", "a b&c=d#e/f~g_h.i-j");
+	CU_ASSERT_EQUAL(run("https://x.example/u?e={{email}}&n={{note}}", TMPL_URL, &c, 0), 0);
+	CHECK_OUT("https://x.example/u?e=ann%2Bnews%40b%C3%BCcher.example"
+	          "&n=a%20b%26c%3Dd%23e%2Ff~g_h.i-j");
+	CU_ASSERT_EQUAL(run("{{{note}}}", TMPL_URL, &c, 0), 0);
+	CHECK_OUT("a b&c=d#e/f~g_h.i-j");
+	ctx_set(&c, "note", NULL);
+	CU_ASSERT_EQUAL(run("[{{note|x y}}]", TMPL_URL, &c, 1), 0);
+	CHECK_OUT("[x y]");
+	CU_ASSERT_EQUAL(run("[{{note}}]", TMPL_URL, &c, 1), TMPL_EMPTY);
+}
+
 static const struct test_case tests[] = {
 	{"spec_interpolation", test_spec_interpolation},
 	{"spec_sections", test_spec_sections},
@@ -1216,6 +1236,7 @@ static const struct test_case tests[] = {
 	{"large", test_large},
 	{"reuse", test_reuse},
 	{"uses", test_uses},
+	{"url_mode", test_url_mode},
 	{"empty_and_free", test_empty_and_free},
 	{0},
 };

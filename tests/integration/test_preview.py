@@ -125,7 +125,7 @@ class TestPreview(unittest.TestCase):
         self.assertIn(b"\r\nX-Campaign: spring\r\n", raw)  # one blank after the colon
         self.assertEqual(str(m["Feedback-ID"]), "spring:acme:edm")
         self.assertEqual(str(m["List-Unsubscribe"]),
-                         "<https://acme.example/u?e=zhang.wei@acme.example&c=C001>, "
+                         "<https://acme.example/u?e=zhang.wei%40acme.example&c=C001>, "
                          "<mailto:unsubscribe@acme.example>")
         self.assertEqual(str(m["List-Unsubscribe-Post"]), "List-Unsubscribe=One-Click")
         self.assertRegex(str(m["Message-ID"]), r"^<edm\.1\.[0-9a-f]{16}@acme\.example>$")
@@ -133,10 +133,10 @@ class TestPreview(unittest.TestCase):
         text = m.get_body(("plain",)).get_content()
         self.assertIn("Hi 伟,", text)
         self.assertIn("50% off everything in 深圳.", text)
-        self.assertIn("Acme 商城 · unsubscribe: https://acme.example/u?e=zhang.wei@acme.example&c=C001", text)
+        self.assertIn("Acme 商城 · unsubscribe: https://acme.example/u?e=zhang.wei%40acme.example&c=C001", text)
         html = m.get_body(("html",)).get_content()
         self.assertIn("<h1>Hi 伟!</h1>", html)
-        self.assertIn('href="https://acme.example/u?e=zhang.wei@acme.example&amp;c=C001"', html)
+        self.assertIn('href="https://acme.example/u?e=zhang.wei%40acme.example&amp;c=C001"', html)
         # the same row renders the same bytes (deterministic ids, boundaries)
         self.assertEqual(raw, c.preview(1))
 
@@ -186,7 +186,7 @@ class TestPreview(unittest.TestCase):
         self.assertEqual(m.get_content_type(), "multipart/alternative")
         text = m.get_body(("plain",)).get_content()
         self.assertIn("Hi 伟!", text)
-        self.assertIn("Unsubscribe (https://acme.example/u?e=zhang.wei@acme.example&c=C001)", text)
+        self.assertIn("Unsubscribe (https://acme.example/u?e=zhang.wei%40acme.example&c=C001)", text)
         self.assertNotIn("<h1>", text)
 
     def test_text_only(self):
@@ -248,6 +248,85 @@ class TestPreview(unittest.TestCase):
             f.write(ini)
         m = parse(c2.preview(3))
         self.assertEqual(str(m["Subject"]), "Hello friend")
+
+
+class TestReviewFindings(unittest.TestCase):
+    def test_options_after_config(self):
+        c = Campaign(self)
+        p = subprocess.run([EDM, "preview", c.path("c.ini"), "--row", "2", "--date", DATE],
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(parse(p.stdout)["To"].addresses[0].addr_spec, "eve@acme.example")
+        p = subprocess.run([EDM, "validate", c.path("c.ini"), "--no-dns", "--no-progress"],
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_address_column_renders_normalised_and_url_encoded(self):
+        rows = [("  Ann+News@Bücher.EXAMPLE ", "Ann", "A", "X", "C1")]
+        c = Campaign(self, rows=rows)
+        with open(c.path("list.csv"), "r+", encoding="utf-8") as f:
+            data = f.read().replace("email,first_name", "Work Mail,first_name", 1)
+            f.seek(0)
+            f.write(data)
+            f.truncate()
+        with open(c.path("c.ini"), encoding="utf-8") as f:
+            ini = f.read().replace("out_dir = out\n", "out_dir = out\nemail_column = work mail\n")
+        with open(c.path("c.ini"), "w", encoding="utf-8") as f:
+            f.write(ini)
+        m = parse(c.preview(1))
+        self.assertEqual(m["To"].addresses[0].addr_spec, "Ann+News@xn--bcher-kva.example")
+        self.assertEqual(str(m["List-Unsubscribe"]).split(",")[0],
+                         "<https://acme.example/u?e=Ann%2BNews%40xn--bcher-kva.example&c=C1>")
+
+    def test_empty_variable_in_unsubscribe_url_is_a_reject(self):
+        rows = ROWS[:1] + [("nocode@acme.example", "N", "C", "X", "")]
+        c = Campaign(self, rows=rows)
+        p = c.edm("preview", "--row", "2", c.path("c.ini"), expect=EX_DATAERR)
+        self.assertIn(b"code is empty", p.stderr)
+        c.edm("validate", "--no-dns", "--no-progress", c.path("c.ini"))
+        with open(os.path.join(c.dir, "out", "rejects.csv"), encoding="utf-8") as f:
+            self.assertRegex(f.read(), r"nocode@acme\.example,.*,template,.*code is empty,,2")
+
+    def test_hash_in_subject_is_kept(self):
+        c = Campaign(self, subject="Spring sale #2 ; a comment")
+        self.assertEqual(str(parse(c.preview(1))["Subject"]), "Spring sale #2")
+
+    def test_indented_key_is_an_error(self):
+        c = Campaign(self, message_extra="feedback_id = x\n  reply_to = a@b.example\n")
+        with open(c.path("c.ini"), encoding="utf-8") as f:
+            ini = f.read().replace("feedback_id = {{campaign}}:acme:edm\n", "")
+        with open(c.path("c.ini"), "w", encoding="utf-8") as f:
+            f.write(ini)
+        p = c.edm("preview", c.path("c.ini"), expect=EX_CONFIG)
+        self.assertIn(b"continues 'feedback_id'", p.stderr)
+
+    def test_malformed_extra_fields_kept_whole_and_nul_rejected(self):
+        c = Campaign(self, rows=ROWS[:1])
+        extra = ",".join("extra-field-%02d-%s" % (i, "x" * 40) for i in range(20))
+        with open(c.path("list.csv"), "ab") as f:
+            f.write(b"wide@acme.example,W,W,W,C9," + extra.encode() + b"\n")
+            f.write(b"nul@acme.example,N\x00X,N,N,C8\n")
+        c.edm("validate", "--no-dns", "--no-progress", c.path("c.ini"))
+        import csv as csvmod
+        with open(os.path.join(c.dir, "out", "rejects.csv"), encoding="utf-8", newline="") as f:
+            rej = list(csvmod.reader(f))
+        h = rej[0]
+        wide = [r for r in rej if r[0] == "wide@acme.example"][0]
+        self.assertEqual(wide[h.index("reason")], "malformed")
+        for i in range(20):
+            self.assertIn("extra-field-%02d-%s" % (i, "x" * 40), wide[h.index("detail")])
+        nul = [r for r in rej if r[0] == "nul@acme.example"][0]
+        self.assertEqual(nul[h.index("reason")], "encoding")
+        self.assertIn("NUL", nul[h.index("detail")])
+
+    def test_wide_csv_does_not_overflow_the_stack(self):
+        c = Campaign(self, rows=[])
+        ncol = 450000  # ~7 MB of value table: more than a thread's stack
+        with open(c.path("list.csv"), "w", encoding="utf-8") as f:
+            f.write("email,first_name,last_name,city,code" + ",x" * ncol + "\n")
+            f.write("a@acme.example,A,B,C,D" + "," * ncol + "\n")
+        m = parse(c.preview(1))
+        self.assertEqual(m["To"].addresses[0].addr_spec, "a@acme.example")
 
 
 class TestDkim(unittest.TestCase):
