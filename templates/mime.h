@@ -4,8 +4,9 @@
  *
  * Output: CRLF line ends everywhere, no line over 998 octets (78 for
  * headers where folding allows), 7-bit clean (non-ASCII header text as RFC
- * 2047 encoded-words in UTF-8, never splitting a character; bodies as
- * quoted-printable when they hold non-ASCII or long lines, 7bit otherwise;
+ * 2047 encoded-words in UTF-8, never splitting a character; bodies 7bit
+ * when they are short-lined ASCII, base64 when mostly non-ASCII (Chinese),
+ * quoted-printable otherwise;
  * attachments base64). Bare CR or LF in any input is normalised to CRLF in
  * bodies; in header values every CR, LF and other control character becomes
  * a space (percent-encoded in the List-Unsubscribe URIs), so no input can

@@ -1330,7 +1330,7 @@ static void test_text_encoding(void)
 		const char *cte;
 	} cases[] = {
 		{"plain ascii\nshort lines\n", "7bit"},
-		{"caf\xc3\xa9\n", "quoted-printable"},
+		{"caf\xc3\xa9 au lait, a mostly ASCII line\n", "quoted-printable"},
 		{"tab\tis fine\n", "7bit"},
 		{"a=b is fine\n", "7bit"},
 		{"but =_ is not\n", "quoted-printable"},
@@ -1338,6 +1338,10 @@ static void test_text_encoding(void)
 		{"", "7bit"},
 		{NULL, NULL}, /* 76 and 77 octet lines, filled below */
 		{NULL, NULL},
+		/* mostly non-ASCII: base64 is smaller than QP */
+		{"\xe5\x8f\x8c\xe5\x8d\x81\xe4\xb8\x80 50% off\n\xe5\xa4\xa7\xe4\xbf\x83\n",
+		 "base64"},
+		{"caf\xc3\xa9\n", "base64"},
 	};
 	char l76[80], l77[81];
 	struct mime_message m = base_msg();
