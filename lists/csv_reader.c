@@ -948,3 +948,18 @@ void csv_reader_free(struct csv_reader *r)
 	free(r->path);
 	free(r);
 }
+
+int csv_encoding_known(const char *name)
+{
+	int utf8;
+	const char *iconv_name = enc_map(name, &utf8);
+	iconv_t cd;
+
+	if (utf8)
+		return 1;
+	cd = iconv_open("UTF-8", iconv_name);
+	if (cd == (iconv_t)-1)
+		return 0;
+	iconv_close(cd);
+	return 1;
+}

@@ -78,6 +78,10 @@ const char *csv_reader_hint(const struct csv_reader *r);
 /* Bytes consumed so far and the file size (for progress); size 0 if unknown. */
 void csv_reader_progress(const struct csv_reader *r, size_t *done, size_t *total);
 
+/* 1 when 'name' (with the reader's aliases: gbk, utf-16, latin1, ...)
+ * is an encoding the reader can decode, else 0. For config checks. */
+int csv_encoding_known(const char *name);
+
 /* Close the file and free everything; NULL is a no-op. */
 void csv_reader_free(struct csv_reader *r);
 
