@@ -380,6 +380,12 @@ struct message_factory *message_factory_new(struct config *cfg,
 
 	if (f == NULL)
 		goto nomem;
+	if (!m->present) {
+		snprintf(err, errlen, "%s: no [message] section: from, subject and "
+		         "text or html are needed (docs/config.md)", cfg->path);
+		free(f);
+		return NULL;
+	}
 	f->cfg = cfg;
 	f->strict = m->strict_variables;
 	if (build_names(f, header, email_col) < 0)
