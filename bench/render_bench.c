@@ -87,24 +87,6 @@ static int sample_write(const char *path, const struct buf *b)
 	return fclose(fp);
 }
 
-/* Why row r cannot be sent (as preview.c decides), or NULL with *a filled. */
-static const char *row_problem(const struct csv_row *r, size_t ncols,
-                               size_t email_col, struct addr *a,
-                               char *detail, size_t dlen)
-{
-	if (r->nfields != ncols) {
-		snprintf(detail, dlen, "expected %zu fields, got %zu", ncols, r->nfields);
-		return "malformed";
-	}
-	if (r->bad_encoding) {
-		snprintf(detail, dlen, "%s", r->detail);
-		return "encoding";
-	}
-	if (addr_parse(r->fields[email_col], r->lens[email_col], a, detail, dlen) < 0)
-		return "syntax";
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	struct message_scratch scratch = { 0 };
@@ -177,7 +159,7 @@ int main(int argc, char **argv)
 		struct addr a;
 		int mrc;
 
-		if (row_problem(r, ncols, email_col, &a, detail, sizeof(detail)) != NULL) {
+		if (recipients_row_problem(r, ncols, email_col, &a, detail, sizeof(detail)) != NULL) {
 			skipped++;
 			continue;
 		}

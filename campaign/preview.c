@@ -26,24 +26,6 @@
 #include "message.h"
 #include "recipients.h"
 
-/* Why row r cannot be rendered, or NULL (then *a holds its address). */
-static const char *row_problem(const struct csv_row *r, size_t ncols,
-                               size_t email_col, struct addr *a,
-                               char *detail, size_t dlen)
-{
-	if (r->nfields != ncols) {
-		snprintf(detail, dlen, "expected %zu fields, got %zu", ncols, r->nfields);
-		return "malformed";
-	}
-	if (r->bad_encoding) {
-		snprintf(detail, dlen, "%s", r->detail);
-		return "encoding";
-	}
-	if (addr_parse(r->fields[email_col], r->lens[email_col], a, detail, dlen) < 0)
-		return "syntax";
-	return NULL;
-}
-
 /* Render one row into out; prints the error and returns a sysexits code. */
 static int render_row(struct message_factory *f, struct config *cfg,
                       const struct csv_row *r, const struct addr *a,
@@ -103,7 +85,7 @@ int preview_run(struct config *cfg, const struct preview_opts *o)
 		if (!o->all && r->row != o->row)
 			continue;
 		found = 1;
-		why = row_problem(r, ncols, email_col, &a, detail, sizeof(detail));
+		why = recipients_row_problem(r, ncols, email_col, &a, detail, sizeof(detail));
 		if (why != NULL) {
 			if (!o->all) {
 				edm_error("%s: row %zu cannot be sent (%s: %s); `edm validate` "

@@ -11,6 +11,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "config.h"
 #include "csv_reader.h"
 #include "log.h"
@@ -115,5 +116,22 @@ struct csv_reader *recipients_open(struct config *cfg, size_t *email_col,
 fail:
 	csv_reader_free(r);
 	*rc = EX_DATAERR;
+	return NULL;
+}
+
+const char *recipients_row_problem(const struct csv_row *r, size_t ncols,
+                                   size_t email_col, struct addr *a,
+                                   char *detail, size_t dlen)
+{
+	if (r->nfields != ncols) {
+		snprintf(detail, dlen, "expected %zu fields, got %zu", ncols, r->nfields);
+		return "malformed";
+	}
+	if (r->bad_encoding) {
+		snprintf(detail, dlen, "%s", r->detail);
+		return "encoding";
+	}
+	if (addr_parse(r->fields[email_col], r->lens[email_col], a, detail, dlen) < 0)
+		return "syntax";
 	return NULL;
 }

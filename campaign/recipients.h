@@ -8,8 +8,10 @@
 
 #include <stddef.h>
 
+struct addr;
 struct config;
 struct csv_reader;
+struct csv_row;
 
 /*
  * Open [campaign] recipients. On success returns the reader (header read)
@@ -24,6 +26,16 @@ struct csv_reader *recipients_open(struct config *cfg, size_t *email_col,
  * 'why' says what was not valid ("its header row"). */
 void recipients_encoding_error(struct config *cfg, struct csv_reader *r,
                                const char *why);
+
+/*
+ * Why a data row cannot be rendered or sent: "malformed", "encoding" or
+ * "syntax" with a detail, or NULL with *a holding its parsed address.
+ * (`edm validate` applies the full list of reasons; this is the minimum
+ * every row that is rendered must pass.)
+ */
+const char *recipients_row_problem(const struct csv_row *r, size_t ncols,
+                                   size_t email_col, struct addr *a,
+                                   char *detail, size_t dlen);
 
 /* 1 when the campaign's encoding names UTF-8. */
 int recipients_is_utf8(const struct config *cfg);
