@@ -87,19 +87,8 @@ if [ ! -x "$BENCHBIN" ] || [ ! -x "$EDM" ]; then
 	die "$BENCHBIN or $EDM missing after the build"
 fi
 
-# The build type: a debug or sanitizer build measures the wrong thing.
-build_info() {
-	python3 - "$BUILD/meson-info/intro-buildoptions.json" <<'PY'
-import json, sys
-o = {x["name"]: x["value"] for x in json.load(open(sys.argv[1]))}
-s = "buildtype=%s optimization=%s" % (o.get("buildtype"), o.get("optimization"))
-if o.get("b_sanitize", "none") != "none":
-    s += " sanitize=%s (NOT representative)" % o["b_sanitize"]
-elif o.get("optimization") in ("0", "g"):
-    s += " (NOT representative: unoptimised)"
-print(s)
-PY
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 CSV=$WORK/recipients-render-$ROWS.csv
 RESULTS=$WORK/results-render-$ROWS-$(date +%Y%m%d-%H%M%S).txt
@@ -386,7 +375,7 @@ RSA_TARGET=$(awk -v s="$RSA_SPEED" -v f="$TARGET_RSA_FRACTION" 'BEGIN { print s 
 {
 	echo "edm message rendering benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 	echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-	echo "build:   $BUILD ($(build_info)); $(openssl version)"
+	echo "build:   $BUILD ($(bench_build_info "$BUILD")); $(openssl version)"
 	echo "list:    $(basename "$CSV"); $RUNS runs per config; rates are rows per CPU second"
 	echo "         of the single-threaded process (per core); medians"
 	echo "templates:"

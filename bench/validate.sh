@@ -75,23 +75,8 @@ else
 fi
 EDM=$(cd "$(dirname "$EDM")" && pwd)/$(basename "$EDM")
 
-# Build type of the binary, from meson's introspection when EDM sits in a
-# meson build directory: a debug or sanitizer build measures the wrong thing.
-build_info() {
-	local f
-	f=$(dirname "$EDM")/meson-info/intro-buildoptions.json
-	[ -f "$f" ] || { echo "unknown (not in a meson build dir)"; return; }
-	"$PY" - "$f" <<'PY'
-import json, sys
-o = {x["name"]: x["value"] for x in json.load(open(sys.argv[1]))}
-s = "buildtype=%s optimization=%s" % (o.get("buildtype"), o.get("optimization"))
-if o.get("b_sanitize", "none") != "none":
-    s += " sanitize=%s (NOT representative)" % o["b_sanitize"]
-elif o.get("optimization") in ("0", "g"):
-    s += " (NOT representative: unoptimised)"
-print(s)
-PY
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Warn when a binary of a meson build dir is older than the sources.
 stale=
@@ -212,7 +197,7 @@ report() {
 	local verdict
 	echo "== edm validate benchmark: $ROWS rows, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(date '+%F %T') =="
 	echo "list   $LIST ($(du -m "$LIST" | cut -f1) MB)"
-	echo "edm    $EDM ($("$EDM" --version 2>/dev/null | head -1); $(build_info))"
+	echo "edm    $EDM ($("$EDM" --version 2>/dev/null | head -1); $(bench_build_info "$(dirname "$EDM")"))"
 	echo "peer   $BENCH/peer_email_validator.py (Python $("$PY" -c 'import platform; print(platform.python_version())'), email_validator $ev_version, deliverability off)"
 	echo
 	awk -v rows="$ROWS" -v ne="${#edm_runs[@]}" -v np="${#peer_runs[@]}" \

@@ -13,12 +13,33 @@
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 struct test_case {
 	const char *name;
 	void (*fn)(void);
 };
+
+/* Record a CUnit assertion with a message built at run time (CUnit copies
+ * the condition text), so a failing case names its input:
+ *     check(ok, __LINE__, "case %zu: got %s", i, got); */
+static inline void test_check(const char *file, int ok, unsigned line,
+                              const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static inline void test_check(const char *file, int ok, unsigned line,
+                              const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, line, msg, file, "",
+	                        CU_FALSE);
+}
+#define check(ok, line, ...) test_check(__FILE__, (ok), (line), __VA_ARGS__)
 
 static inline int test_run(const char *suite_name, const struct test_case *t)
 {

@@ -25,22 +25,6 @@
 
 #define SUPPRESS_DIR EDM_FIXTURES "/suppress/"
 
-/* Record a CUnit assertion with a message built at run time (CUnit copies
- * the condition text), so a failing case names its input. */
-static void check(int ok, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void check(int ok, unsigned line, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, line, msg, __FILE__,
-	                        "", CU_FALSE);
-}
-
 /* Structural invariants of a parsed address, computed independently:
  * lengths agree, '@' sits at local_len, key is norm with A-Z folded. */
 static void check_invariants(const struct addr *a, unsigned line)

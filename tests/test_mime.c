@@ -43,22 +43,6 @@
 #define MIME_DIR EDM_FIXTURES "/mime/"
 #define T_DATE 1795316752 /* Sun, 22 Nov 2026 03:05:52 +0000 */
 
-/* Record a CUnit assertion with a message built at run time (CUnit copies
- * the condition text), so a failing case names its input. */
-static void check(int ok, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void check(int ok, unsigned line, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, line, msg, __FILE__,
-	                        "", CU_FALSE);
-}
-
 /* ---- independent decoders ------------------------------------------- */
 
 static int b64_val(unsigned char c)
