@@ -20,6 +20,7 @@
 
 #include "csv_reader.h"
 #include "ini.h"
+#include "throttle.h"
 
 enum cfg_type {
 	T_STRING,  /* any UTF-8 text */
@@ -31,6 +32,11 @@ enum cfg_type {
 	T_NAME,    /* campaign name: no '/', no control characters */
 	T_PATHLIST,/* comma-separated file names, each made absolute */
 	T_ENCODING,/* a character encoding the CSV reader knows */
+	T_DURATION,/* "300s", "5m", "24h", "4d", "500ms" -> unsigned ms, [min, max] */
+	T_RATE,    /* "20/s", "10/m", "500/h", "50000/d" -> double per second */
+	T_PERCENT, /* "10%" -> double fraction */
+	T_DOUBLE,  /* a positive number (burst) */
+	T_UINTU,   /* T_UINT into a field that may stay CFG_UNSET */
 };
 
 struct cfg_key {
@@ -45,6 +51,8 @@ struct cfg_key {
 
 #define OFF(field) offsetof(struct config, field)
 #define DOFF(field) offsetof(struct config_dkim, field)
+#define SOFF(field) offsetof(struct config_shape, field)
+#define SEC(n) (n * 1000u)
 
 static const struct cfg_key schema[] = {
 	{ "campaign", "name", T_NAME, OFF(campaign.name), 0, 0, 0 },
@@ -80,6 +88,63 @@ static const struct cfg_key schema[] = {
 	{ "dkim", "domain", T_STRING, DOFF(domain), 0, 0, 0 },
 	{ "dkim", "selector", T_STRING, DOFF(selector), 0, 0, 0 },
 	{ "dkim", "key", T_PATH, DOFF(key), 0, 0, 0 },
+	{ "smtp", "mode", T_STRING, OFF(smtp.mode_s), 0, 0, 0 },
+	{ "smtp", "relay", T_STRING, OFF(smtp.relay_s), 0, 0, 0 },
+	{ "smtp", "tls", T_STRING, OFF(smtp.tls_s), 0, 0, 0 },
+	{ "smtp", "tls_verify", T_BOOL, OFF(smtp.tls_verify), 0, 0, 0 },
+	{ "smtp", "ca_file", T_PATH, OFF(smtp.ca_file), 0, 0, 0 },
+	{ "smtp", "username", T_STRING, OFF(smtp.username), 0, 0, 0 },
+	{ "smtp", "password_env", T_STRING, OFF(smtp.password_env), 0, 0, 0 },
+	{ "smtp", "allow_plaintext_auth", T_BOOL, OFF(smtp.allow_plaintext_auth), 0, 0, 0 },
+	{ "smtp", "return_path", T_STRING, OFF(smtp.return_path), 0, 0, 0 },
+	{ "smtp", "helo", T_STRING, OFF(smtp.helo), 0, 0, 0 },
+	{ "smtp", "source_ips", T_STRING, OFF(smtp.source_ips_s), 0, 0, 0 },
+	{ "smtp", "max_connections", T_UINT, OFF(smtp.max_connections), 1, 10000, 0 },
+	{ "smtp", "max_rate", T_RATE, OFF(smtp.max_rate), 0, 0, 0 },
+	{ "smtp", "resolver", T_STRING, OFF(smtp.resolver), 0, 0, 0 },
+	{ "smtp", "allow_private_mx", T_BOOL, OFF(smtp.allow_private_mx), 0, 0, 0 },
+	{ "smtp", "mx_port", T_UINT, OFF(smtp.mx_port), 1, 65535, 0 },
+	{ "smtp", "max_mx_hosts", T_UINT, OFF(smtp.max_mx_hosts), 1, 20, 0 },
+	{ "smtp", "pipelining", T_BOOL, OFF(smtp.pipelining), 0, 0, 0 },
+	{ "smtp", "bounce_rules", T_PATH, OFF(smtp.bounce_rules), 0, 0, 0 },
+	{ "smtp", "max_bounce_rate", T_PERCENT, OFF(smtp.max_bounce_rate), 0, 0, 0 },
+	{ "smtp", "bounce_rate_window", T_UINT, OFF(smtp.bounce_rate_window), 10, 1000000, 0 },
+	{ "smtp", "bounce_rate_min", T_UINT, OFF(smtp.bounce_rate_min), 1, 1000000, 0 },
+	/* Timeouts: 1 s .. 1 h; the final dot never below 10 min (RFC 1047). */
+	{ "smtp", "timeout_connect", T_DURATION, OFF(smtp.timeout_connect), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_greeting", T_DURATION, OFF(smtp.timeout_greeting), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_ehlo", T_DURATION, OFF(smtp.timeout_ehlo), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_starttls", T_DURATION, OFF(smtp.timeout_starttls), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_auth", T_DURATION, OFF(smtp.timeout_auth), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_mail", T_DURATION, OFF(smtp.timeout_mail), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_rcpt", T_DURATION, OFF(smtp.timeout_rcpt), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_data", T_DURATION, OFF(smtp.timeout_data), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_data_block", T_DURATION, OFF(smtp.timeout_data_block), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_dot", T_DURATION, OFF(smtp.timeout_dot), SEC(600), SEC(3600), 0 },
+	{ "smtp", "timeout_rset", T_DURATION, OFF(smtp.timeout_rset), SEC(1), SEC(3600), 0 },
+	{ "smtp", "timeout_quit", T_DURATION, OFF(smtp.timeout_quit), SEC(1), SEC(3600), 0 },
+	/* Retries: 1 s .. 30 days (tests shorten them; RFC 5321 4.5.4.1
+	 * suggests 4-5 days at most). */
+	{ "smtp", "retry_for", T_DURATION, OFF(smtp.retry_for), SEC(1), SEC(30 * 86400), 0 },
+	{ "smtp", "retry_first", T_DURATION, OFF(smtp.retry_first), SEC(1), SEC(86400), 0 },
+	{ "smtp", "retry_max_interval", T_DURATION, OFF(smtp.retry_max_interval), SEC(1), SEC(7 * 86400), 0 },
+	{ "smtp", "backoff_period", T_DURATION, OFF(smtp.backoff_period), SEC(1), SEC(86400), 0 },
+	{ "smtp", "backoff_pause", T_DURATION, OFF(smtp.backoff_pause), 0, SEC(86400), 0 },
+	{ "smtp", "dead_host_for", T_DURATION, OFF(smtp.dead_host_for), 0, SEC(86400), 0 },
+	{ "smtp", "shutdown_grace", T_DURATION, OFF(smtp.shutdown_grace), 0, SEC(3600), 0 },
+	{ "domain", "connections", T_UINTU, SOFF(connections), 1, 10000, 0 },
+	{ "domain", "rate", T_RATE, SOFF(rate), 0, 0, 0 },
+	{ "domain", "burst", T_DOUBLE, SOFF(burst), 0, 0, 0 },
+	{ "domain", "connect_rate", T_RATE, SOFF(connect_rate), 0, 0, 0 },
+	{ "domain", "messages_per_connection", T_UINTU, SOFF(messages_per_connection), 1, 1000000, 0 },
+	{ "domain", "daily_limit", T_UINTU, SOFF(daily_limit), 0, 100000000, 0 },
+	{ "provider", "mx", T_STRING, SOFF(mx), 0, 0, 0 },
+	{ "provider", "connections", T_UINTU, SOFF(connections), 1, 10000, 0 },
+	{ "provider", "rate", T_RATE, SOFF(rate), 0, 0, 0 },
+	{ "provider", "burst", T_DOUBLE, SOFF(burst), 0, 0, 0 },
+	{ "provider", "connect_rate", T_RATE, SOFF(connect_rate), 0, 0, 0 },
+	{ "provider", "messages_per_connection", T_UINTU, SOFF(messages_per_connection), 1, 1000000, 0 },
+	{ "provider", "daily_limit", T_UINTU, SOFF(daily_limit), 0, 100000000, 0 },
 };
 
 /* Key names that must never hold a secret directly. */
@@ -88,12 +153,20 @@ static const char *const secret_keys[] = {
 };
 
 /* Sections the schema knows, in documentation order. */
-static const char *const sections[] = { "campaign", "validate", "message", "dkim" };
+static const char *const sections[] = { "campaign", "validate", "message", "dkim",
+                                        "smtp", "domain", "provider" };
 
 /* Sections that may repeat with a second word: [dkim ed25519]. */
 static int section_takes_sub(const char *name)
 {
-	return strcmp(name, "dkim") == 0;
+	return strcmp(name, "dkim") == 0 || strcmp(name, "domain") == 0 ||
+	       strcmp(name, "provider") == 0;
+}
+
+/* Sections that need their second word. */
+static int section_needs_sub(const char *name)
+{
+	return strcmp(name, "domain") == 0 || strcmp(name, "provider") == 0;
 }
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -322,6 +395,46 @@ static int config_set(struct config *cfg, void *obj, const struct cfg_key *k,
 		*(unsigned *)base = (unsigned)n;
 		return 0;
 	}
+	case T_UINTU:
+	case T_DURATION: {
+		unsigned ms;
+		if (k->type == T_UINTU) {
+			struct cfg_key k2 = *k;
+			k2.type = T_UINT;
+			return config_set(cfg, obj, &k2, e, err, errlen);
+		}
+		if (config_parse_duration_ms(v, &ms) < 0 || ms < k->min || ms > k->max)
+			return cfg_fail(err, errlen, f, e->line,
+			                "%s: '%s' must be a duration from %us to %us "
+			                "(e.g. 300s, 5m, 24h, 4d)", k->key, v,
+			                k->min / 1000, k->max / 1000);
+		*(unsigned *)base = ms;
+		return 0;
+	}
+	case T_RATE:
+		if (throttle_parse_rate(v, (double *)base) < 0)
+			return cfg_fail(err, errlen, f, e->line,
+			                "%s: '%s' is not a rate: write N/s, N/m, N/h or N/d "
+			                "(e.g. 20/s, 600/m), or 0 for no limit", k->key, v);
+		return 0;
+	case T_PERCENT:
+	case T_DOUBLE: {
+		char *end;
+		double d;
+
+		errno = 0;
+		d = strtod(v, &end);
+		if (k->type == T_PERCENT && *end == '%')
+			end++;
+		if (end == v || *end != '\0' || errno != 0 || !(d >= 0) ||
+		    (k->type == T_PERCENT && d > 100) || (k->type == T_DOUBLE && d > 1e9))
+			return cfg_fail(err, errlen, f, e->line,
+			                k->type == T_PERCENT
+			                ? "%s: '%s' must be a percentage from 0%% to 100%% (e.g. 10%%)"
+			                : "%s: '%s' must be a positive number", k->key, v);
+		*(double *)base = k->type == T_PERCENT ? d / 100.0 : d;
+		return 0;
+	}
 	case T_DELIM:
 		if (strcmp(v, ",") == 0 || strcmp(v, "comma") == 0)
 			*base = ',';
@@ -339,6 +452,34 @@ static int config_set(struct config *cfg, void *obj, const struct cfg_key *k,
 		return 0;
 	}
 	return cfg_fail(err, errlen, f, e->line, "%s: internal: bad schema type", k->key);
+}
+
+int config_parse_duration_ms(const char *v, unsigned *ms)
+{
+	char *end;
+	double d, mul = 1000;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || errno != 0 || !(d >= 0) || *v == '-' || *v == '+')
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		mul = 1000;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400000;
+	else
+		return -1;
+	d *= mul;
+	if (d > (double)UINT_MAX)
+		return -1;
+	*ms = (unsigned)(d + 0.5);
+	return 0;
 }
 
 /* Documented defaults (docs/config.md); paths depend on the config dir. */
@@ -364,6 +505,41 @@ static int config_defaults(struct config *cfg)
 	/* 64 domains in flight: enough to hide round trips, few enough not to
 	 * look like a flood to a small resolver. */
 	cfg->validate.dns_concurrency = 64;
+	/* [smtp] defaults: docs/config.md says why for each. */
+	cfg->smtp.tls_verify = -1;
+	cfg->smtp.max_connections = 100;
+	cfg->smtp.mx_port = 25;
+	cfg->smtp.max_mx_hosts = 5;
+	cfg->smtp.pipelining = 1;
+	cfg->smtp.max_bounce_rate = 0.10;
+	cfg->smtp.bounce_rate_window = 1000;
+	cfg->smtp.bounce_rate_min = 100;
+	/* RFC 5321 4.5.3.2 client timeouts; connect 30 s like Postfix's
+	 * smtp_connect_timeout (a dead host must not hold a slot long). */
+	cfg->smtp.timeout_connect = SEC(30);
+	cfg->smtp.timeout_greeting = SEC(300);
+	cfg->smtp.timeout_ehlo = SEC(300);
+	cfg->smtp.timeout_starttls = SEC(120);
+	cfg->smtp.timeout_auth = SEC(120);
+	cfg->smtp.timeout_mail = SEC(300);
+	cfg->smtp.timeout_rcpt = SEC(300);
+	cfg->smtp.timeout_data = SEC(120);
+	cfg->smtp.timeout_data_block = SEC(180);
+	cfg->smtp.timeout_dot = SEC(600);
+	cfg->smtp.timeout_rset = SEC(120);
+	cfg->smtp.timeout_quit = SEC(60);
+	/* Retry for a day (bulk mail is stale after that), first retry after
+	 * 5 min (greylisting passes at >= 5 min), backoff doubling to 1 h. */
+	cfg->smtp.retry_for = SEC(86400);
+	cfg->smtp.retry_first = SEC(300);
+	cfg->smtp.retry_max_interval = SEC(3600);
+	/* One halving per minute per domain, a minute's pause after it. */
+	cfg->smtp.backoff_period = SEC(60);
+	cfg->smtp.backoff_pause = SEC(60);
+	/* A host that refused a connection is skipped for 5 min. */
+	cfg->smtp.dead_host_for = SEC(300);
+	/* In-flight transactions get 30 s to finish after SIGINT/SIGTERM. */
+	cfg->smtp.shutdown_grace = SEC(30);
 	if (cfg->campaign.name == NULL || cfg->campaign.email_column == NULL ||
 	    cfg->campaign.encoding == NULL)
 		return -1;
@@ -396,6 +572,238 @@ static unsigned section_line(const struct config *cfg, const char *name)
 		if (strcmp(cfg->ini->sections[i].name, name) == 0)
 			return cfg->ini->sections[i].line;
 	return 0;
+}
+
+/* Split a blank- or comma-separated word list into a new array. */
+static int split_words(const char *v, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	while (*v != '\0') {
+		size_t len;
+		char **p;
+
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		len = strcspn(v, " \t,");
+		if (len == 0)
+			break;
+		p = realloc(*out, (*n + 1) * sizeof(*p));
+		if (p == NULL)
+			return -1;
+		*out = p;
+		if ((p[*n] = strndup(v, len)) == NULL)
+			return -1;
+		for (char *c = p[*n]; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		(*n)++;
+		v += len;
+	}
+	return 0;
+}
+
+static void shapes_free(struct config_shape *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < v[i].npatterns; j++)
+			free(v[i].patterns[j]);
+		free(v[i].patterns);
+		free(v[i].name);
+		free(v[i].mx);
+	}
+	free(v);
+}
+
+/* A new [domain ...] or [provider ...] with every limit unset. */
+static int shape_add(struct config *cfg, const struct ini_section *s,
+                     char *err, size_t errlen)
+{
+	int dom = strcmp(s->name, "domain") == 0;
+	struct config_shape **v = dom ? &cfg->domains : &cfg->providers;
+	size_t *n = dom ? &cfg->ndomains : &cfg->nproviders;
+	struct config_shape *p = realloc(*v, (*n + 1) * sizeof(**v)), *sh;
+
+	if (p == NULL)
+		return cfg_fail(err, errlen, cfg->path, s->line, "out of memory");
+	*v = p;
+	sh = &p[(*n)++];
+	memset(sh, 0, sizeof(*sh));
+	sh->line = s->line;
+	sh->connections = sh->messages_per_connection = sh->daily_limit = CFG_UNSET;
+	sh->rate = sh->burst = sh->connect_rate = -1;
+	if ((sh->name = strdup(s->sub)) == NULL)
+		return cfg_fail(err, errlen, cfg->path, s->line, "out of memory");
+	if (dom && split_words(s->sub, &sh->patterns, &sh->npatterns) < 0)
+		return cfg_fail(err, errlen, cfg->path, s->line, "out of memory");
+	for (size_t i = 0; i < sh->npatterns; i++) {
+		const char *w = sh->patterns[i], *star = strchr(w, '*');
+		if (star != NULL && !(star == w && (w[1] == '\0' || w[1] == '.') &&
+		                      strchr(w + 1, '*') == NULL))
+			return cfg_fail(err, errlen, cfg->path, s->line,
+			                "[%s %s]: '%s' is not a domain pattern: write a "
+			                "domain (gmail.com), *.suffix (*.edu) or *",
+			                s->name, s->sub, w);
+	}
+	return 0;
+}
+
+static struct config_shape *shape_find(struct config *cfg, const char *section,
+                                       const char *sub)
+{
+	int dom = strcmp(section, "domain") == 0;
+	struct config_shape *v = dom ? cfg->domains : cfg->providers;
+	size_t n = dom ? cfg->ndomains : cfg->nproviders;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, sub) == 0)
+			return &v[i];
+	return NULL;
+}
+
+static int parse_tls(const char *v, enum cfg_tls *t)
+{
+	static const char *const names[] = { "none", "opportunistic", "starttls", "implicit" };
+
+	for (size_t i = 0; i < NELEM(names); i++)
+		if (strcmp(v, names[i]) == 0) {
+			*t = (enum cfg_tls)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* "host[:port]" or "[v6]:port" into a relay; port 25 when absent. */
+static int parse_hostport(const char *w, struct config_relay *r)
+{
+	const char *colon;
+	size_t hl;
+	char *end;
+	unsigned long port = 25;
+
+	if (*w == '[') {
+		const char *rb = strchr(w, ']');
+		if (rb == NULL)
+			return -1;
+		hl = (size_t)(rb - w - 1);
+		r->host = strndup(w + 1, hl);
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		if (rb[1] != '\0' && colon == NULL)
+			return -1;
+	} else {
+		colon = strrchr(w, ':');
+		hl = colon ? (size_t)(colon - w) : strlen(w);
+		r->host = strndup(w, hl);
+	}
+	if (r->host == NULL || hl == 0)
+		return -1;
+	if (colon != NULL) {
+		errno = 0;
+		port = strtoul(colon + 1, &end, 10);
+		if (colon[1] == '\0' || *end != '\0' || errno || port == 0 || port > 65535)
+			return -1;
+	}
+	r->port = (unsigned)port;
+	return 0;
+}
+
+/* [smtp]: mode, relays, TLS per relay, source IPs; provider patterns. */
+static int check_smtp(struct config *cfg, char *err, size_t errlen)
+{
+	struct config_smtp *m = &cfg->smtp;
+	char **words = NULL;
+	size_t nw = 0;
+	int rc = -1;
+
+	if (m->mode_s == NULL)
+		m->mode = m->relay_s ? CFG_MODE_RELAY : CFG_MODE_MX;
+	else if (strcmp(m->mode_s, "relay") == 0)
+		m->mode = CFG_MODE_RELAY;
+	else if (strcmp(m->mode_s, "mx") == 0)
+		m->mode = CFG_MODE_MX;
+	else
+		return cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "mode"),
+		                "[smtp] mode: '%s' must be relay (through your provider's "
+		                "server) or mx (straight to each domain's MX hosts)", m->mode_s);
+	if (m->tls_s != NULL) {
+		if (parse_tls(m->tls_s, &m->tls) < 0)
+			return cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "tls"),
+			                "[smtp] tls: '%s' must be starttls, implicit, "
+			                "opportunistic or none", m->tls_s);
+		m->tls_set = 1;
+	} else
+		m->tls = CFG_TLS_OPPORTUNISTIC; /* mx mode: RFC 7435 */
+	if (m->mode == CFG_MODE_RELAY && m->relay_s == NULL && m->present)
+		return cfg_fail(err, errlen, cfg->path, section_line(cfg, "smtp"),
+		                "[smtp] mode = relay needs relay = host:port (e.g. "
+		                "relay = smtp.example.com:465)");
+	if (m->mode == CFG_MODE_MX && m->relay_s != NULL)
+		return cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "relay"),
+		                "[smtp] relay is only used with mode = relay (mode is mx)");
+	if (m->relay_s != NULL) {
+		if (split_words(m->relay_s, &words, &nw) < 0 || nw == 0)
+			goto bad_relay;
+		m->relays = calloc(nw, sizeof(*m->relays));
+		if (m->relays == NULL)
+			goto bad_relay;
+		for (size_t i = 0; i < nw; i++) {
+			struct config_relay *r = &m->relays[m->nrelays++];
+			if (parse_hostport(words[i], r) < 0)
+				goto bad_relay;
+			/* implicit TLS on 465 (RFC 8314), STARTTLS elsewhere */
+			r->tls = m->tls_set ? m->tls
+			       : r->port == 465 ? CFG_TLS_IMPLICIT : CFG_TLS_STARTTLS;
+		}
+	}
+	if (m->source_ips_s != NULL) {
+		for (size_t i = 0; i < nw; i++)
+			free(words[i]);
+		free(words);
+		words = NULL;
+		if (split_words(m->source_ips_s, &words, &nw) < 0 || nw == 0)
+			goto bad_ips;
+		m->source_ips = calloc(nw, sizeof(*m->source_ips));
+		if (m->source_ips == NULL)
+			goto bad_ips;
+		for (size_t i = 0; i < nw; i++) {
+			struct config_source_ip *ip = &m->source_ips[m->nsource_ips++];
+			char *eq = strchr(words[i], '=');
+			if (eq == NULL || eq == words[i] || eq[1] == '\0')
+				goto bad_ips;
+			ip->ip = strndup(words[i], (size_t)(eq - words[i]));
+			ip->helo = strdup(eq + 1);
+			if (ip->ip == NULL || ip->helo == NULL)
+				goto bad_ips;
+		}
+	}
+	if (m->password_env != NULL && m->username == NULL)
+		return cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "password_env"),
+		                "[smtp] password_env is set but username is not: AUTH "
+		                "needs both");
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		struct config_shape *p = &cfg->providers[i];
+		if (p->mx == NULL || split_words(p->mx, &p->patterns, &p->npatterns) < 0 ||
+		    p->npatterns == 0)
+			return cfg_fail(err, errlen, cfg->path, p->line,
+			                "[provider %s] needs mx = the MX host patterns it covers "
+			                "(e.g. mx = *.google.com *.googlemail.com)", p->name);
+	}
+	rc = 0;
+	goto out;
+bad_relay:
+	rc = cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "relay"),
+	              "[smtp] relay: '%s' must be host:port[, host:port...] "
+	              "(e.g. smtp.example.com:465)", m->relay_s);
+	goto out;
+bad_ips:
+	rc = cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "source_ips"),
+	              "[smtp] source_ips: '%s' must be IP=helo.name[, IP=helo.name...] "
+	              "(e.g. 192.0.2.10=mail1.acme.example)", m->source_ips_s);
+out:
+	for (size_t i = 0; i < nw; i++)
+		free(words[i]);
+	free(words);
+	return rc;
 }
 
 /* Required keys of [message] and [dkim] (their meaning is checked when
@@ -455,12 +863,27 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 			const char *hint = closest(NULL, s->name);
 			cfg_fail(err, errlen, path, s->line,
 			         "unknown section [%s%s%s]%s%s%s (known: [campaign], "
-			         "[validate], [message], [dkim], [dkim NAME])",
+			         "[validate], [message], [dkim], [dkim NAME], [smtp], "
+			         "[domain DOMAINS], [provider NAME])",
 			         s->name, *s->sub ? " " : "", s->sub,
 			         hint ? " (did you mean [" : "", hint ? hint : "",
 			         hint ? "]?)" : "");
 			goto fail;
 		}
+		if (section_needs_sub(s->name) && *s->sub == '\0') {
+			cfg_fail(err, errlen, path, s->line,
+			         strcmp(s->name, "domain") == 0
+			         ? "[domain] needs the recipient domains it shapes: "
+			           "[domain gmail.com googlemail.com] or [domain *.edu]"
+			         : "[provider] needs a name: [provider google]");
+			goto fail;
+		}
+		if (strcmp(s->name, "domain") == 0 || strcmp(s->name, "provider") == 0) {
+			if (shape_add(cfg, s, err, errlen) < 0)
+				goto fail;
+		}
+		if (strcmp(s->name, "smtp") == 0)
+			cfg->smtp.present = 1;
 		if (strcmp(s->name, "message") == 0)
 			cfg->message.present = 1;
 		if (strcmp(s->name, "dkim") == 0) {
@@ -508,6 +931,9 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 			for (size_t j = 0; j < cfg->ndkim; j++)
 				if (strcmp(cfg->dkim[j].name, e->sub) == 0)
 					obj = &cfg->dkim[j];
+		if (strcmp(e->section, "domain") == 0 ||
+		    strcmp(e->section, "provider") == 0)
+			obj = shape_find(cfg, e->section, e->sub);
 		if (config_set(cfg, obj, k, e, err, errlen) < 0)
 			goto fail;
 	}
@@ -519,6 +945,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	if (check_message(cfg, err, errlen) < 0)
+		goto fail;
+	if (check_smtp(cfg, err, errlen) < 0)
 		goto fail;
 	if (*cfg->campaign.email_column == '\0') {
 		cfg_fail(err, errlen, path, config_line(cfg, "campaign", "email_column"),
@@ -595,6 +1023,9 @@ void config_free(struct config *cfg)
 		if (schema[i].type != T_PATH && schema[i].type != T_STRING &&
 		    schema[i].type != T_NAME && schema[i].type != T_ENCODING)
 			continue;
+		if (strcmp(schema[i].section, "domain") == 0 ||
+		    strcmp(schema[i].section, "provider") == 0)
+			continue;
 		if (strcmp(schema[i].section, "dkim") == 0)
 			for (size_t j = 0; j < cfg->ndkim; j++)
 				free(*(char **)((char *)&cfg->dkim[j] + schema[i].offset));
@@ -603,6 +1034,16 @@ void config_free(struct config *cfg)
 	}
 	for (size_t j = 0; j < cfg->ndkim; j++)
 		free(cfg->dkim[j].name);
+	for (size_t j = 0; j < cfg->smtp.nrelays; j++)
+		free(cfg->smtp.relays[j].host);
+	free(cfg->smtp.relays);
+	for (size_t j = 0; j < cfg->smtp.nsource_ips; j++) {
+		free(cfg->smtp.source_ips[j].ip);
+		free(cfg->smtp.source_ips[j].helo);
+	}
+	free(cfg->smtp.source_ips);
+	shapes_free(cfg->domains, cfg->ndomains);
+	shapes_free(cfg->providers, cfg->nproviders);
 	for (size_t j = 0; j < cfg->message.nattachments; j++)
 		free(cfg->message.attachments[j]);
 	free(cfg->message.attachments);

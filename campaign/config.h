@@ -75,6 +75,89 @@ struct config_dkim {
 	unsigned line;           /* line of the section header */
 };
 
+/* [smtp]: how edm sends (engine/ reads these; docs/config.md has the
+ * defaults and why). */
+enum cfg_smtp_mode {
+	CFG_MODE_RELAY = 0,
+	CFG_MODE_MX,
+};
+
+enum cfg_tls {
+	CFG_TLS_NONE = 0,
+	CFG_TLS_OPPORTUNISTIC,
+	CFG_TLS_STARTTLS,
+	CFG_TLS_IMPLICIT,
+};
+
+struct config_relay {
+	char *host;
+	unsigned port;
+	enum cfg_tls tls;        /* the [smtp] tls, or its per-port default */
+};
+
+struct config_source_ip {
+	char *ip;                /* numeric IPv4/IPv6 */
+	char *helo;              /* its EHLO name (PTR must match) */
+};
+
+struct config_smtp {
+	int present;
+	char *mode_s;            /* raw; parsed into mode */
+	enum cfg_smtp_mode mode;
+	char *relay_s;
+	struct config_relay *relays;
+	size_t nrelays;
+	char *tls_s;             /* NULL = the mode's/port's default */
+	int tls_set;             /* tls written explicitly */
+	enum cfg_tls tls;        /* for mx mode (relays carry their own) */
+	int tls_verify;          /* -1 unset: yes for relays, no for MX */
+	char *ca_file;
+	char *username;
+	char *password_env;
+	int allow_plaintext_auth;
+	char *return_path;       /* NULL = the From address */
+	char *helo;              /* NULL = host name or From domain */
+	char *source_ips_s;
+	struct config_source_ip *source_ips;
+	size_t nsource_ips;
+	unsigned max_connections;
+	double max_rate;         /* msgs/s, 0 = unlimited */
+	char *resolver;
+	int allow_private_mx;
+	unsigned mx_port;        /* 25; tests point MX delivery elsewhere */
+	unsigned max_mx_hosts;   /* hosts tried per attempt */
+	int pipelining;
+	char *bounce_rules;      /* user rules file or NULL */
+	double max_bounce_rate;  /* fraction, 0 = off */
+	unsigned bounce_rate_window, bounce_rate_min;
+	/* durations in ms */
+	unsigned timeout_connect, timeout_greeting, timeout_ehlo,
+	         timeout_starttls, timeout_auth, timeout_mail, timeout_rcpt,
+	         timeout_data, timeout_data_block, timeout_dot, timeout_rset,
+	         timeout_quit;
+	unsigned retry_for, retry_first, retry_max_interval;
+	unsigned backoff_period, backoff_pause, dead_host_for;
+	unsigned shutdown_grace;
+};
+
+/* [domain PATTERNS...] and [provider NAME]: shaping limits. A field left
+ * unwritten holds CFG_UNSET (unsigned) or a negative value (double), so
+ * the shipped defaults and wider patterns can fill it in. */
+#define CFG_UNSET 0xffffffffu
+struct config_shape {
+	char *name;              /* the section's second word(s) */
+	char **patterns;         /* domain: from the name; provider: mx = */
+	size_t npatterns;
+	char *mx;                /* provider only: raw mx = value */
+	unsigned line;
+	unsigned connections;
+	double rate;             /* msgs/s */
+	double burst;
+	double connect_rate;     /* new connections/s */
+	unsigned messages_per_connection;
+	unsigned daily_limit;
+};
+
 struct config {
 	char *path;   /* the config file as given */
 	char *dir;    /* its directory, absolute */
@@ -84,7 +167,16 @@ struct config {
 	struct config_message message;
 	struct config_dkim dkim[CONFIG_MAX_DKIM];
 	size_t ndkim;
+	struct config_smtp smtp;
+	struct config_shape *domains;    /* [domain ...] in file order */
+	size_t ndomains;
+	struct config_shape *providers;  /* [provider ...] in file order */
+	size_t nproviders;
 };
+
+/* "300s", "5m", "24h", "4d", "500ms", or bare seconds -> ms. 0 or -1
+ * (also -1 past UINT_MAX ms, about 49 days). */
+int config_parse_duration_ms(const char *v, unsigned *ms);
 
 /* Load and check 'path'. NULL with "file:line: key: reason" in err. */
 struct config *config_load(const char *path, char *err, size_t errlen);

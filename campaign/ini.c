@@ -165,8 +165,10 @@ static int parse_section(struct ini_builder *b, const char *s, size_t n)
 		if (!is_key_char(name[i]))
 			return ini_fail(b, "invalid character in section name '%.*s'",
 			                (int)nn, name);
+	/* The sub part may list several words and wildcards:
+	 * [domain gmail.com googlemail.com], [domain *.edu]. */
 	for (size_t i = 0; i < subn; i++)
-		if (!is_key_char(sub[i]))
+		if (!is_key_char(sub[i]) && sub[i] != '*' && !is_blank(sub[i]))
 			return ini_fail(b, "invalid section '[%.*s]': use [name] or [name sub]",
 			                (int)(end - s - 1), s + 1);
 

@@ -6,7 +6,8 @@
  *     limit (Debian's libinih truncates at 200 bytes; a Chinese subject is
  *     easily 300).
  *   - A line whose first non-blank character is ';' or '#' is a comment.
- *   - "[name]" or "[name sub]" opens a section (sub: e.g. [dkim ed25519]).
+ *   - "[name]" or "[name sub]" opens a section (sub: e.g. [dkim ed25519];
+ *     it may hold several words and '*': [domain gmail.com *.edu]).
  *   - "key = value": key is [A-Za-z0-9_.-]+; the value is trimmed. In an
  *     unquoted value, a ';' preceded by a blank (or first in the value)
  *     starts an inline comment; '#' does so only at line start, so

@@ -20,7 +20,10 @@
 #include "dkim.h"
 #include "files.h"
 #include "log.h"
+#include "classify_cmd.h"
 #include "preview.h"
+#include "send.h"
+#include "sink.h"
 #include "validate.h"
 
 #ifndef EDM_VERSION
@@ -38,6 +41,10 @@ static const char usage_main[] =
 	"             rejects.csv (with a reason per row) into the out dir\n"
 	"  preview    render the message of one row (or of every row) exactly as\n"
 	"             it would be sent: headers, MIME parts, DKIM signatures\n"
+	"  send       send the campaign: shaped SMTP delivery, retries, resume,\n"
+	"             results.csv (edm send --help)\n"
+	"  classify   classify SMTP replies into bounce categories\n"
+	"  sink       a local capture SMTP server for trying campaigns\n"
 	"  dkim       DKIM keys: edm dkim keygen --domain D --selector S\n"
 	"  help       show the help of a command (edm help validate)\n"
 	"\n"
@@ -46,7 +53,7 @@ static const char usage_main[] =
 	"  -V, --version   print the version\n"
 	"\n"
 	"CONFIG is the campaign's INI file; docs/config.md lists every key.\n"
-	"send, track and report are planned and not in this version.\n"
+	"track and report are planned and not in this version.\n"
 	"Environment: EDM_LOG=debug|info|warn|error sets the log level.\n";
 
 static const char usage_validate[] =
@@ -378,6 +385,128 @@ static int cmd_dkim(int argc, char **argv)
 	return 0;
 }
 
+static const char usage_send[] =
+	"Usage: edm send [options] CONFIG\n"
+	"\n"
+	"Send the campaign: every row of the recipient list is checked (syntax,\n"
+	"duplicate, suppression), rendered (templates, MIME, DKIM) and delivered\n"
+	"through [smtp] (a relay, or each domain's MX hosts), shaped per\n"
+	"recipient domain ([domain ...] sections and shipped defaults), with\n"
+	"4xx replies retried and every outcome classified into a bounce category.\n"
+	"\n"
+	"Writes OUT_DIR/results.csv (one row per recipient; docs/reports.md),\n"
+	"OUT_DIR/journal (for resume) and appends hard bounces (bad-mailbox,\n"
+	"inactive-mailbox, bad-domain) to the suppression file. Run the same\n"
+	"command again to resume after a stop or crash: recipients with a final\n"
+	"outcome are never sent again.\n"
+	"\n"
+	"Options:\n"
+	"  --dry-run         render every message, connect nowhere, write no journal\n"
+	"  --test-to ADDR    send the first message(s) to ADDR instead (no journal)\n"
+	"  --limit N         with --test-to: how many messages (default 1)\n"
+	"  --no-wait         when only deferred recipients remain, exit 75 and\n"
+	"                    print when to run again, instead of waiting\n"
+	"  --force           resume although the list or config changed\n"
+	"  --resolver H:P    DNS server for MX lookups (mx mode)\n"
+	"  --no-progress     no progress line on a terminal\n"
+	"  -q, --quiet       no summary\n"
+	"  -h, --help        this text\n"
+	"\n"
+	"Environment: the [smtp] password_env variable (default EDM_SMTP_PASSWORD)\n"
+	"holds the password or authorization code when username is set.\n"
+	"\n"
+	"Exit status: 0 every recipient final; 75 stopped, paused or waiting for\n"
+	"retries (resume with the same command); 65 bad list or bounce rate over\n"
+	"max_bounce_rate; 66 missing input; 73 cannot create output; 78 bad\n"
+	"config, or the server refused our AUTH/TLS/sender.\n";
+
+static int cmd_send(int argc, char **argv)
+{
+	enum { OPT_DRY = 256, OPT_TEST_TO, OPT_LIMIT, OPT_NO_WAIT, OPT_FORCE,
+	       OPT_RESOLVER, OPT_NO_PROGRESS };
+	static const struct option longopts[] = {
+		{ "dry-run", no_argument, NULL, OPT_DRY },
+		{ "test-to", required_argument, NULL, OPT_TEST_TO },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "resolver", required_argument, NULL, OPT_RESOLVER },
+		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct send_opts o = { 0 };
+	struct config *cfg;
+	char err[1024];
+	long long n;
+	int c, rc, no_progress = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DRY:
+			o.dry_run = 1;
+			break;
+		case OPT_TEST_TO:
+			o.test_to = optarg;
+			break;
+		case OPT_LIMIT:
+			if ((n = parse_number(optarg)) < 1) {
+				edm_error("send: --limit '%s': expected a positive number", optarg);
+				return EX_USAGE;
+			}
+			o.limit = (size_t)n;
+			break;
+		case OPT_NO_WAIT:
+			o.no_wait = 1;
+			break;
+		case OPT_FORCE:
+			o.force = 1;
+			break;
+		case OPT_RESOLVER:
+			o.resolver = optarg;
+			break;
+		case OPT_NO_PROGRESS:
+			no_progress = 1;
+			break;
+		case 'q':
+			o.quiet = 1;
+			break;
+		case 'h':
+			fputs(usage_send, stdout);
+			return 0;
+		case ':':
+			edm_error("send: option '%s' needs a value", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			edm_error("send: unknown option '%s' (see edm send --help)",
+			          argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		edm_error("send: expected exactly one CONFIG file (see edm send --help)");
+		return EX_USAGE;
+	}
+	if (o.limit && o.test_to == NULL) {
+		edm_error("send: --limit goes with --test-to");
+		return EX_USAGE;
+	}
+	if (o.dry_run && o.test_to) {
+		edm_error("send: --dry-run and --test-to exclude each other");
+		return EX_USAGE;
+	}
+	o.progress = !no_progress && !o.quiet && isatty(STDERR_FILENO);
+	if ((cfg = config_load(argv[optind], err, sizeof(err))) == NULL) {
+		edm_error("%s", err);
+		return access(argv[optind], R_OK) == 0 ? EX_CONFIG : EX_NOINPUT;
+	}
+	rc = send_run(cfg, &o);
+	config_free(cfg);
+	return rc;
+}
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -388,6 +517,9 @@ static const struct command commands[] = {
 	{ "validate", cmd_validate, usage_validate },
 	{ "preview", cmd_preview, usage_preview },
 	{ "dkim", cmd_dkim, usage_dkim },
+	{ "send", cmd_send, usage_send },
+	{ "classify", classify_cmd_main, classify_cmd_usage },
+	{ "sink", sink_main, sink_usage },
 };
 
 static const struct command *find_command(const char *name)
@@ -428,8 +560,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if ((cmd = find_command(argv[1])) == NULL) {
-		if (strcmp(argv[1], "send") == 0 ||
-		    strcmp(argv[1], "track") == 0 || strcmp(argv[1], "report") == 0)
+		if (strcmp(argv[1], "track") == 0 || strcmp(argv[1], "report") == 0)
 			edm_error("'%s' is planned but not in this version of edm", argv[1]);
 		else
 			edm_error("no command '%s' (see edm --help)", argv[1]);

@@ -9,5 +9,6 @@
 extern const char edm_data_disposable_domains[];
 extern const char edm_data_role_accounts[];
 extern const char edm_data_popular_domains[];
+extern const char edm_data_bounce_rules[];
 
 #endif

@@ -16,6 +16,16 @@
  * addr_parse() and its key is added to the set; what does not parse is
  * counted in *skipped.
  *
+ * suppress_append() writes the other side: addresses edm itself suppresses
+ * (hard bounces, complaints), appended under flock(LOCK_EX) with one
+ * write(2) per row and an fsync. A new file gets an
+ * "email,reason,time,campaign" header and rows in those columns, so
+ * suppress_load() reads it back as a CSV with an email column. An existing
+ * file keeps its format, read the way suppress_load() reads it: a CSV gets
+ * a row with the email (and reason, time, campaign where it has columns of
+ * those names) in its own column order; a plain list gets the address
+ * alone on a line.
+ *
  * What it does not do: other encodings than UTF-8, other CSV delimiters, or
  * comments inside a CSV after its header (a '#' row there is just a row
  * whose email field does not parse). Errors name the path, and the line
@@ -28,10 +38,14 @@
 
 #include <csv.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* What the current CSV record's email field turned out to be. */
 enum suppress_email {
@@ -267,4 +281,242 @@ out:
 	free(line);
 	fclose(fp);
 	return ret;
+}
+
+/* Columns of an existing suppression CSV that suppress_append() fills,
+ * by header name (first of each, any case); -1 = absent. */
+struct suppress_cols {
+	long email, reason, time, campaign;
+	size_t n;        /* fields in the header */
+};
+
+/* libcsv field callback over a header: note the columns we can fill. */
+static void suppress_cols_field(void *s, size_t len, void *data)
+{
+	static const char *const names[] = { "email", "reason", "time",
+	                                     "campaign" };
+	struct suppress_cols *c = data;
+	long *slot[] = { &c->email, &c->reason, &c->time, &c->campaign };
+	const char *p = s;
+
+	while (len > 0 && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+		p++;
+		len--;
+	}
+	while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' ||
+	                   p[len - 1] == '\r' || p[len - 1] == '\n'))
+		len--;
+	for (size_t i = 0; i < 4; i++)
+		if (*slot[i] < 0 && len == strlen(names[i]) &&
+		    strncasecmp(p, names[i], len) == 0)
+			*slot[i] = (long)c->n;
+	c->n++;
+}
+
+/* What suppress_append() finds in the file it appends to. */
+enum suppress_log_kind {
+	SUPPRESS_LOG_NEW,    /* empty, or only blank and '#' lines: header */
+	SUPPRESS_LOG_CSV,    /* a CSV with an email column: fill by name */
+	SUPPRESS_LOG_LINES,  /* one address per line: the address alone */
+};
+
+/*
+ * With the lock held, read the start of the file the way suppress_load()
+ * does (BOM, then blank and '#' lines skipped, then the first line decides)
+ * and say how to append to it: *kind, *cols for a CSV, *needs_nl when the
+ * last byte is not a line end. 0, or -1 with err.
+ */
+static int suppress_log_probe(int fd, const char *path,
+                              enum suppress_log_kind *kind,
+                              struct suppress_cols *cols, int *needs_nl,
+                              char *err, size_t errlen)
+{
+	struct csv_parser hp;
+	struct stat st;
+	char *line = NULL, last;
+	size_t cap = 0, lineno = 0;
+	ssize_t got;
+	int dfd, rc = -1;
+	FILE *fp;
+
+	*kind = SUPPRESS_LOG_NEW;
+	*needs_nl = 0;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_size == 0)
+		return 0;
+	if (pread(fd, &last, 1, st.st_size - 1) != 1) {
+		snprintf(err, errlen, "%s: read error", path);
+		return -1;
+	}
+	*needs_nl = last != '\n';
+	if ((dfd = dup(fd)) < 0 || lseek(dfd, 0, SEEK_SET) < 0 ||
+	    (fp = fdopen(dfd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	while ((got = getline(&line, &cap, fp)) > 0) {
+		const char *q = line;
+		size_t n = (size_t)got;
+
+		if (++lineno == 1 && n >= 3 && memcmp(q, "\xef\xbb\xbf", 3) == 0) {
+			q += 3;
+			n -= 3;
+		}
+		if (suppress_blank(q, n) || suppress_comment(q, n))
+			continue;
+		memset(cols, 0, sizeof *cols);
+		cols->email = cols->reason = cols->time = cols->campaign = -1;
+		if (csv_init(&hp, 0) != 0) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto out;
+		}
+		if (csv_parse(&hp, q, n, suppress_cols_field, NULL, cols) != n ||
+		    csv_fini(&hp, suppress_cols_field, NULL, cols) != 0) {
+			csv_free(&hp);
+			snprintf(err, errlen, "%s:%zu: out of memory", path, lineno);
+			goto out;
+		}
+		csv_free(&hp);
+		*kind = cols->email >= 0 ? SUPPRESS_LOG_CSV : SUPPRESS_LOG_LINES;
+		break;
+	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "%s: read error", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
+/* Append field s (NULL = empty) to p, RFC 4180-quoted when it holds
+ * , " CR LF or blank ends, CR/LF turned into spaces. Returns the end.
+ * p must have room for 2 * strlen(s) + 2 bytes. */
+static char *suppress_put_field(char *p, const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+	int quote = 0;
+
+	if (n == 0)
+		return p;
+	quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' ||
+	        s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t';
+	if (quote)
+		*p++ = '"';
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i] == '\r' || s[i] == '\n' ? ' ' : s[i];
+
+		if (c == '"')
+			*p++ = '"';
+		*p++ = c;
+	}
+	if (quote)
+		*p++ = '"';
+	return p;
+}
+
+/* Append one suppression row (see suppress.h). */
+int suppress_append(const char *path, const char *email, const char *reason,
+                    time_t when, const char *campaign, char *err,
+                    size_t errlen)
+{
+	char when_s[32] = "";
+	enum suppress_log_kind kind;
+	struct suppress_cols cols;
+	struct tm tm;
+	size_t cap, off = 0;
+	char *row = NULL, *p;
+	int fd, needs_nl, rc = -1;
+
+	if (email == NULL || *email == '\0' || strpbrk(email, "\r\n") != NULL) {
+		snprintf(err, errlen, "%s: empty or multi-line address", path);
+		return -1;
+	}
+	if (when != 0 && gmtime_r(&when, &tm) != NULL)
+		strftime(when_s, sizeof when_s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX) < 0) {
+		snprintf(err, errlen, "%s: flock: %s", path, strerror(errno));
+		goto out;
+	}
+	if (suppress_log_probe(fd, path, &kind, &cols, &needs_nl, err,
+	                       errlen) < 0)
+		goto out;
+	if (kind != SUPPRESS_LOG_CSV) {
+		cols.n = 4;
+		cols.email = 0;
+		cols.reason = 1;
+		cols.time = 2;
+		cols.campaign = 3;
+	}
+
+	/* Worst case: every byte a doubled quote, two quotes per field and
+	 * a comma after each of the header's fields. */
+	cap = sizeof SUPPRESS_LOG_HEADER + 2 + 2 * strlen(when_s) +
+	      2 * strlen(email) + (reason ? 2 * strlen(reason) : 0) +
+	      (campaign ? 2 * strlen(campaign) : 0) + 3 * cols.n + 16;
+	if ((row = malloc(cap)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	p = row;
+	if (needs_nl)
+		*p++ = '\n';
+	if (kind == SUPPRESS_LOG_NEW) {
+		memcpy(p, SUPPRESS_LOG_HEADER "\n", sizeof SUPPRESS_LOG_HEADER);
+		p += sizeof SUPPRESS_LOG_HEADER;
+	}
+	if (kind == SUPPRESS_LOG_LINES) {
+		/* A plain list holds addresses only (suppress_load() reads
+		 * each whole line as one). */
+		memcpy(p, email, strlen(email));
+		p += strlen(email);
+	} else {
+		for (long i = 0; i < (long)cols.n; i++) {
+			if (i > 0)
+				*p++ = ',';
+			if (i == cols.email)
+				p = suppress_put_field(p, email);
+			else if (i == cols.reason)
+				p = suppress_put_field(p, reason);
+			else if (i == cols.time)
+				p = suppress_put_field(p, when_s);
+			else if (i == cols.campaign)
+				p = suppress_put_field(p, campaign);
+		}
+	}
+	*p++ = '\n';
+
+	/* One write(2) per row; a short write continues where it stopped. */
+	while (off < (size_t)(p - row)) {
+		ssize_t w = write(fd, row + off, (size_t)(p - row) - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(row);
+	close(fd); /* releases the lock */
+	return rc;
 }

@@ -12,8 +12,13 @@
 #define EDM_SUPPRESS_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct strset;
+
+/* The header suppress_append() writes: an "email" column, so
+ * suppress_load() reads the file back as a CSV. */
+#define SUPPRESS_LOG_HEADER "email,reason,time,campaign"
 
 /*
  * Add every address of 'path' to 'set' (keys as addr_parse() makes them).
@@ -23,5 +28,29 @@ struct strset;
  */
 long suppress_load(struct strset *set, const char *path, size_t *skipped,
                    char *err, size_t errlen);
+
+/*
+ * Append an address to the suppression file at 'path', so addresses that
+ * bounced hard or complained are never mailed again: suppress_load() reads
+ * it back.
+ * A new or empty file (or one of blank and '#' lines only) gets the header
+ * SUPPRESS_LOG_HEADER and the row "email,reason,time,campaign" (time as UTC
+ * ISO 8601, "2026-11-22T08:15:00Z"; empty for 0). An existing file keeps
+ * its format, detected as suppress_load() detects it: a CSV with an email
+ * column gets a row with as many fields as its header, the email in that
+ * column and reason/time/campaign in columns of those names (any case) if
+ * it has them, the rest empty; a plain list gets the address alone. A last
+ * line without a line end gets one first.
+ * The file is opened O_RDWR|O_APPEND|O_CREAT (mode 0600 when created; read
+ * access is for the format check) and locked with flock(LOCK_EX) while
+ * the row is written, so concurrent edm runs never interleave rows; one
+ * write(2) per row, then fsync. Fields are RFC 4180-quoted when needed and
+ * CR/LF become spaces; there is no spreadsheet formula guard here, as edm
+ * reads this file back and a leading ' would spoil the address. reason and
+ * campaign may be NULL (empty fields). 0, or -1 with err naming the path.
+ */
+int suppress_append(const char *path, const char *email, const char *reason,
+                    time_t when, const char *campaign, char *err,
+                    size_t errlen);
 
 #endif

@@ -38,6 +38,19 @@
 #   refused.example  REFUSED
 #   any other *.example NXDOMAIN (--local=/example/)
 #   anything else    REFUSED (not a local zone, no upstream)
+# Routes (dns_route_lookup):
+#   prefs.test       MX 10 a.prefs.test, MX 20 b/c/d.prefs.test, MX 30
+#                    e.prefs.test; a..e A 127.0.1.1 .. 127.0.1.5
+#   dual.test        MX 10 mx.dual.test; mx.dual.test A 127.0.0.7 and
+#                    AAAA fd00::7
+#   dualonly.test    A 127.0.0.8 and AAAA fd00::8, no MX (implicit MX)
+#   halfdead.test    MX 10 gone.halfdead.test (no address), MX 20
+#                    mx.halfdead.test A 127.0.0.9
+#   badmx.test       MX 10 mx.refused.test (its A/AAAA are REFUSED)
+#   alias.test       MX 10 mx.alias.test; mx.alias.test CNAME mx1.good.test
+#   dupmx.test       MX 10 and MX 20 both mx1.good.test
+#   mixnull.test     MX 0 . and MX 10 mx1.good.test (breaks RFC 7505)
+#   (multimx.test's two MX hosts have no address records at all)
 # SERVFAIL is not in this world: dnsmasq only gives it for upstream trouble,
 # and a forward to a dead loopback port just times out (3 s+), so the unit
 # test answers SERVFAIL from its own tiny responder instead.
@@ -87,6 +100,29 @@ FIXTURES=(
 	--host-record=aonly.example,127.0.0.6
 	--mx-host=nullmx.example,.,0
 	--server=/refused.example/#
+	--mx-host=prefs.test,a.prefs.test,10
+	--mx-host=prefs.test,b.prefs.test,20
+	--mx-host=prefs.test,c.prefs.test,20
+	--mx-host=prefs.test,d.prefs.test,20
+	--mx-host=prefs.test,e.prefs.test,30
+	--host-record=a.prefs.test,127.0.1.1
+	--host-record=b.prefs.test,127.0.1.2
+	--host-record=c.prefs.test,127.0.1.3
+	--host-record=d.prefs.test,127.0.1.4
+	--host-record=e.prefs.test,127.0.1.5
+	--mx-host=dual.test,mx.dual.test,10
+	--host-record=mx.dual.test,127.0.0.7,fd00::7
+	--host-record=dualonly.test,127.0.0.8,fd00::8
+	--mx-host=halfdead.test,gone.halfdead.test,10
+	--mx-host=halfdead.test,mx.halfdead.test,20
+	--host-record=mx.halfdead.test,127.0.0.9
+	--mx-host=badmx.test,mx.refused.test,10
+	--mx-host=alias.test,mx.alias.test,10
+	--cname=mx.alias.test,mx1.good.test
+	--mx-host=dupmx.test,mx1.good.test,10
+	--mx-host=dupmx.test,mx1.good.test,20
+	--mx-host=mixnull.test,.,0
+	--mx-host=mixnull.test,mx1.good.test,10
 )
 
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/edm-dnsmasq.XXXXXX") || exit 1

@@ -1,0 +1,111 @@
+/*
+ * conn.h - the only module that touches sockets (besides c-ares inside
+ * engine/dns.c): outgoing SMTP client connections driven by
+ * engine/smtp_session.c and engine/tls.c, and a listening server for
+ * `edm sink` driven by an I/O-free handler.
+ *
+ * Contract: every callback runs on the loop thread. Handles are freed only
+ * in their uv_close callbacks; a conn is never freed inside a nested
+ * callback (it is flagged and freed after the dispatcher returns).
+ */
+#ifndef EDM_CONN_H
+#define EDM_CONN_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "smtp_session.h"
+
+struct tls_config;
+
+/* ---- client side (edm send) ---- */
+
+/* How a client connection ended. */
+enum conn_end {
+	CONN_END_SESSION = 0,    /* the SMTP session ended: see close/reply */
+	CONN_END_REFUSED,        /* connect failed (refused, unreachable) */
+	CONN_END_CONNECT_TIMEOUT,/* no TCP connection within the timeout */
+	CONN_END_NETWORK,        /* read/write error (reset) */
+	CONN_END_TLS,            /* implicit TLS handshake failed */
+};
+
+struct conn_end_info {
+	enum conn_end end;
+	enum smtp_close close;   /* CONN_END_SESSION */
+	struct smtp_reply reply; /* the reply that ended it (code 0: none) */
+	const char *text;        /* a sentence for results/logs */
+	int greeted;             /* 1 once the session reached READY */
+};
+
+struct conn;
+
+struct conn_client_ops {
+	/* Idle and greeted: call conn_submit() or conn_quit() (now or later). */
+	void (*ready)(void *arg, struct conn *c);
+	/* The submitted transaction ended. */
+	void (*txn_done)(void *arg, struct conn *c,
+	                 const struct smtp_rcpt_result *r, size_t n);
+	/* The connection is over; c is freed after this returns. */
+	void (*closed)(void *arg, struct conn *c, const struct conn_end_info *e);
+};
+
+struct conn_target {
+	const struct sockaddr *addr;     /* with the port set */
+	const char *host;                /* name for SNI, verification, logs */
+	const char *source_ip;           /* bind before connect, or NULL */
+	enum smtp_tls_mode tls;
+	struct tls_config *tls_config;   /* client config (verify or not) */
+	unsigned connect_timeout_ms;
+	struct smtp_session_opts session;/* copied */
+};
+
+/* Start connecting. NULL on allocation failure (nothing to close). */
+struct conn *conn_open(uv_loop_t *loop, const struct conn_target *t,
+                       const struct conn_client_ops *ops, void *arg);
+
+/* Submit a transaction after ready(). 0 or -1 (not ready). */
+int conn_submit(struct conn *c, const struct smtp_txn *t);
+
+/* Polite end: QUIT when idle. */
+void conn_quit(struct conn *c);
+
+/* Close now (shutdown): closed() still follows. */
+void conn_abort(struct conn *c);
+
+/* "TLSv1.3", "TLSv1.3 unverified", or "none". */
+const char *conn_tls_desc(const struct conn *c);
+
+/* "host[addr]:port" for results. */
+const char *conn_peer(const struct conn *c);
+
+/* The caller's per-connection pointer. */
+void conn_set_data(struct conn *c, void *data);
+void *conn_data(const struct conn *c);
+
+/* ---- server side (edm sink) ---- */
+
+/* Per accepted connection: open() makes the handler's state and may put
+ * a greeting into out; data() gets the peer's bytes and appends its reply
+ * bytes to out, returning 1 to close after out is written, 0 to go on;
+ * close() frees the state (peer gone or server closing). */
+struct conn_server_ops {
+	void *(*open)(void *arg, const char *peer, struct buf *out);
+	int (*data)(void *state, const char *p, size_t n, struct buf *out);
+	void (*close)(void *state);
+};
+
+struct conn_listener;
+
+/* Listen on "host:port" (port 0 = any free port). 0 and *out, or -1 with
+ * err. *port_out (may be NULL) gets the bound port. */
+int conn_listen(uv_loop_t *loop, const char *hostport,
+                const struct conn_server_ops *ops, void *arg,
+                struct conn_listener **out, unsigned *port_out,
+                char *err, size_t errlen);
+
+/* Stop listening and close every accepted connection (their close()
+ * callbacks run); the loop must run to free. NULL is a no-op. */
+void conn_listener_close(struct conn_listener *l);
+
+#endif

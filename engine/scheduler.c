@@ -1,0 +1,1899 @@
+/*
+ * scheduler.c - where and when: domain queues, shapes, connections, outcomes.
+ * docs/SCHEDULER.md is the design note this file implements; read it first.
+ *
+ * Data: items (one recipient row each) live in their domain's memory FIFO,
+ * in the domain's spill chain on disk, in the deferred heap (waiting for a
+ * retry), or on a connection (rendering / in the SMTP transaction).
+ * Control: sched_kick() schedules one dispatch pass per loop turn; the pass
+ * opens connections and hands items to idle ones; a connection finishing a
+ * message takes the next one of its domain directly.
+ */
+#include "scheduler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "address.h"
+#include "buf.h"
+#include "classify.h"
+#include "config.h"
+#include "conn.h"
+#include "csv_reader.h"
+#include "dns.h"
+#include "journal.h"
+#include "log.h"
+#include "message.h"
+#include "results.h"
+#include "suppress.h"
+#include "throttle.h"
+#include "tls.h"
+
+/* Items of one domain kept in memory before spilling: enough to keep its
+ * connections busy between refills. */
+#define DOM_MEM_CAP 256
+/* Items in memory over all domains (~300 bytes each: ~6 MB). */
+#define MEM_ITEMS_CAP 20000
+/* The render/submit window per connection is one message: a connection
+ * has at most one transaction in flight (so a crash repeats at most one
+ * message per connection). */
+#define MAX_TARGETS 32
+
+/* ---- items ---- */
+
+struct item {
+	struct item *next;
+	struct sdom *dom;
+	size_t row;
+	unsigned attempts;
+	time_t first_attempt, queued_at, next_retry;
+	uint32_t nfields, bloblen;
+	size_t heap_idx;
+	char blob[];          /* email NUL field0 NUL field1 NUL ... */
+};
+
+/* ---- shapes ---- */
+
+struct shape_src {
+	unsigned conns;
+	struct tbucket rate, connect;
+	struct tdaily daily;
+	struct twindow win;
+};
+
+struct shape {
+	char name[128];
+	unsigned connections, mpc;
+	double rate, burst, connect_rate;
+	unsigned daily;
+	struct shape_src *src;     /* one per source IP */
+	struct shape *next;
+};
+
+/* ---- targets (hosts) ---- */
+
+struct target {
+	char host[256];
+	struct sockaddr_storage addr;
+	int tls;                   /* enum smtp_tls_mode */
+	uint64_t dead_until;
+};
+
+enum route_state { ROUTE_NONE = 0, ROUTE_PENDING, ROUTE_OK };
+
+/* ---- domains ---- */
+
+struct sdom {
+	char *name;
+	struct shape *shape, *provider;
+	struct item *head, *tail;
+	size_t nmem;
+	off_t spill_head, spill_tail;
+	size_t nspill;
+	size_t remaining;          /* mem + spill + deferred + on connections */
+	size_t busy;               /* items on connections */
+	unsigned nconns, nconnecting;
+	struct sconn *idle;
+	enum route_state route;
+	struct target *targets;    /* relay mode: points at the shared ones */
+	size_t ntargets;
+	int own_targets;
+	uint64_t backoff_until;    /* route failure backoff (ms) */
+	unsigned route_failures;
+	time_t fail_since;
+	int last_cat;
+	char last_err[512];
+	int paused;
+	uint64_t wake_at;
+	int in_runnable;
+	struct sdom *hnext;        /* hash chain */
+	struct sdom *rnext;        /* runnable list */
+};
+
+enum sc_state { SC_CONNECTING = 0, SC_IDLE, SC_RENDERING, SC_BUSY, SC_QUITTING };
+
+struct sconn {
+	struct sched *s;
+	struct conn *c;
+	struct sdom *d;
+	unsigned src;
+	size_t target;
+	enum sc_state st;
+	unsigned sent;
+	struct item *item;
+	struct sconn *next_idle;
+	uv_work_t work;
+	struct buf msg;
+	int render_rc;
+	char render_err[256];
+	char msgid[300];
+	int closed;                /* conn gone while rendering */
+	uint64_t started_ms;
+};
+
+struct scratch_slot {
+	struct message_scratch sc;
+	struct scratch_slot *next;
+};
+
+struct sched {
+	struct sched_opts o;
+	const struct config_smtp *smtp;
+	uv_loop_t *loop;
+	uv_timer_t timer;          /* earliest wake-up */
+	uv_idle_t kick;            /* one dispatch pass per loop turn */
+	uv_timer_t grace;
+	int kicked, stopping, input_done, ended, closed_handles;
+	struct sdom **htab;
+	size_t hcap, ndoms;
+	struct sdom *runnable;
+	struct shape *shapes;
+	size_t nsrc;
+	struct item **heap;
+	size_t nheap, heapcap;
+	size_t mem_items;
+	int spill_fd;
+	off_t spill_end;
+	struct target *relay_targets;
+	size_t nrelay_targets;
+	unsigned conns;            /* open or connecting, all domains */
+	struct tbucket global_rate;
+	unsigned src_rr;
+	pthread_mutex_t scratch_lock;
+	struct scratch_slot *scratch_free;
+	/* bounce-rate window: ring of the last N finals, 1 = hard bounce */
+	unsigned char *ring;
+	size_t ring_n, ring_pos, ring_fill, ring_hard;
+	struct sched_stats st;
+	struct buf line;
+	size_t sent_test;
+};
+
+static void sched_kick(struct sched *s);
+static void dispatch(struct sched *s);
+static void conn_next(struct sched *s, struct sconn *sc);
+static void maybe_end(struct sched *s);
+
+static uint64_t now_ms(struct sched *s)
+{
+	uv_update_time(s->loop);
+	return uv_now(s->loop);
+}
+
+/* ---- shapes: shipped defaults and [domain] sections ---- */
+
+/*
+ * Shipped limits for the big receivers (docs/config.md has the table and
+ * the sources: KumoMTA's shaping defaults, the receivers' published rules,
+ * NetEase's HL:ICC / MI:DMC codes). -1 / CFG_UNSET = inherit from "*".
+ */
+struct shipped_shape {
+	const char *patterns;
+	unsigned connections, mpc;
+	double rate;
+};
+static const struct shipped_shape shipped[] = {
+	/* KumoMTA's default for any destination: 10 connections, 100
+	 * messages per connection, 100 msg/s. */
+	{ "*", 10, 100, 100 },
+	{ "gmail.com googlemail.com", 5, 50, 20 },
+	{ "outlook.com hotmail.com live.com msn.com", 5, 50, 20 },
+	{ "yahoo.com ymail.com aol.com", 5, 20, 10 },
+	{ "icloud.com me.com mac.com", 10, 5, 10 },
+	/* QQ publishes no numbers and blocks per IP for minutes to a day:
+	 * start low. */
+	{ "qq.com foxmail.com vip.qq.com", 2, 20, 2 },
+	/* NetEase: HL:ICC (concurrency), MI:DMC (messages per connection). */
+	{ "163.com 126.com yeah.net", 2, 10, 2 },
+};
+
+/* 3 = exact, 2+len = *.suffix, 1 = "*"; 0 = no match. */
+static size_t pattern_score(const char *pat, const char *domain)
+{
+	size_t pl, dl;
+
+	if (strcmp(pat, "*") == 0)
+		return 1;
+	if (pat[0] == '*' && pat[1] == '.') {
+		pl = strlen(pat + 1);
+		dl = strlen(domain);
+		if (dl > pl && strcasecmp(domain + dl - pl, pat + 1) == 0)
+			return 2 + pl;
+		return 0;
+	}
+	return strcasecmp(pat, domain) == 0 ? 100000 : 0;
+}
+
+static size_t words_score(const char *words, const char *domain)
+{
+	char buf[256];
+	size_t best = 0;
+
+	while (*words) {
+		size_t n = strcspn(words, " ");
+		if (n > 0 && n < sizeof(buf)) {
+			memcpy(buf, words, n);
+			buf[n] = '\0';
+			size_t sc = pattern_score(buf, domain);
+			if (sc > best)
+				best = sc;
+		}
+		words += n;
+		while (*words == ' ')
+			words++;
+	}
+	return best;
+}
+
+static struct shape *shape_get(struct sched *s, const char *key)
+{
+	for (struct shape *sh = s->shapes; sh; sh = sh->next)
+		if (strcmp(sh->name, key) == 0)
+			return sh;
+	return NULL;
+}
+
+/* Make a shape with its per-source counters. */
+static struct shape *shape_make(struct sched *s, const char *key, unsigned conns,
+                                unsigned mpc, double rate, double burst,
+                                double connect_rate, unsigned daily)
+{
+	struct shape *sh = calloc(1, sizeof(*sh));
+	uint64_t now = now_ms(s);
+
+	if (sh == NULL || (sh->src = calloc(s->nsrc, sizeof(*sh->src))) == NULL) {
+		free(sh);
+		return NULL;
+	}
+	snprintf(sh->name, sizeof(sh->name), "%s", key);
+	sh->connections = conns;
+	sh->mpc = mpc;
+	sh->rate = rate;
+	sh->burst = burst;
+	sh->connect_rate = connect_rate;
+	sh->daily = daily;
+	for (size_t i = 0; i < s->nsrc; i++) {
+		tbucket_init(&sh->src[i].rate, rate, burst, now);
+		/* a burst of one connection per allowed connection, so a
+		 * campaign starts with its full width at once */
+		tbucket_init(&sh->src[i].connect, connect_rate,
+		             conns > connect_rate ? conns : 0, now);
+		sh->src[i].daily.limit = daily;
+		twindow_init(&sh->src[i].win);
+	}
+	sh->next = s->shapes;
+	s->shapes = sh;
+	return sh;
+}
+
+/* The shape of a recipient domain: the best [domain] section, filled in
+ * from the shipped entry and the "*" defaults. */
+static struct shape *shape_for(struct sched *s, const char *domain)
+{
+	const struct config *cfg = s->o.cfg;
+	const struct config_shape *user = NULL, *ustar = NULL;
+	const struct shipped_shape *ship = &shipped[0];
+	size_t ubest = 0, sbest = 1;
+	char key[160];
+
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		const struct config_shape *c = &cfg->domains[i];
+		for (size_t j = 0; j < c->npatterns; j++) {
+			size_t sc = pattern_score(c->patterns[j], domain);
+			if (sc == 1)
+				ustar = c;
+			if (sc > ubest) {
+				ubest = sc;
+				user = c;
+			}
+		}
+	}
+	for (size_t i = 1; i < sizeof(shipped) / sizeof(shipped[0]); i++) {
+		size_t sc = words_score(shipped[i].patterns, domain);
+		if (sc > sbest) {
+			sbest = sc;
+			ship = &shipped[i];
+		}
+	}
+	/* the more specific of user and shipped names the shape */
+	if (user != NULL && ubest >= sbest)
+		snprintf(key, sizeof(key), "domain:%s", user->name);
+	else
+		snprintf(key, sizeof(key), "shipped:%.60s", ship->patterns);
+	struct shape *sh = shape_get(s, key);
+	if (sh != NULL)
+		return sh;
+
+	const struct config_shape *u = (user != NULL && ubest >= sbest) ? user : NULL;
+	unsigned conns = ship->connections, mpc = ship->mpc, daily = 0;
+	double rate = ship->rate, burst = 0, crate = 100.0 / 60;
+	/* a user "*" section overrides the shipped "*" only */
+	if (ship == &shipped[0] && ustar != NULL) {
+		if (ustar->connections != CFG_UNSET) conns = ustar->connections;
+		if (ustar->messages_per_connection != CFG_UNSET) mpc = ustar->messages_per_connection;
+		if (ustar->daily_limit != CFG_UNSET) daily = ustar->daily_limit;
+		if (ustar->rate >= 0) rate = ustar->rate;
+		if (ustar->burst >= 0) burst = ustar->burst;
+		if (ustar->connect_rate >= 0) crate = ustar->connect_rate;
+	}
+	if (u != NULL) {
+		if (u->connections != CFG_UNSET) conns = u->connections;
+		if (u->messages_per_connection != CFG_UNSET) mpc = u->messages_per_connection;
+		if (u->daily_limit != CFG_UNSET) daily = u->daily_limit;
+		if (u->rate >= 0) rate = u->rate;
+		if (u->burst >= 0) burst = u->burst;
+		if (u->connect_rate >= 0) crate = u->connect_rate;
+	}
+	return shape_make(s, key, conns, mpc, rate, burst, crate, daily);
+}
+
+/* [provider] whose mx patterns match the domain's first MX host. */
+static struct shape *provider_for(struct sched *s, const char *mxhost)
+{
+	const struct config *cfg = s->o.cfg;
+
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		const struct config_shape *p = &cfg->providers[i];
+		for (size_t j = 0; j < p->npatterns; j++)
+			if (pattern_score(p->patterns[j], mxhost) > 1 ||
+			    strcmp(p->patterns[j], "*") == 0) {
+				char key[160];
+				snprintf(key, sizeof(key), "provider:%s", p->name);
+				struct shape *sh = shape_get(s, key);
+				if (sh != NULL)
+					return sh;
+				return shape_make(s, key,
+				                  p->connections != CFG_UNSET ? p->connections : 10000,
+				                  p->messages_per_connection != CFG_UNSET ? p->messages_per_connection : 1000000,
+				                  p->rate >= 0 ? p->rate : 0, p->burst >= 0 ? p->burst : 0,
+				                  p->connect_rate >= 0 ? p->connect_rate : 0,
+				                  p->daily_limit != CFG_UNSET ? p->daily_limit : 0);
+			}
+	}
+	return NULL;
+}
+
+/* ---- domains ---- */
+
+static uint64_t hash_str(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static struct sdom *dom_get(struct sched *s, const char *name)
+{
+	uint64_t h = hash_str(name);
+	struct sdom *d;
+
+	for (d = s->htab[h & (s->hcap - 1)]; d; d = d->hnext)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	if (s->ndoms * 2 >= s->hcap) {
+		size_t cap = s->hcap * 2;
+		struct sdom **t = calloc(cap, sizeof(*t));
+		if (t == NULL)
+			return NULL;
+		for (size_t i = 0; i < s->hcap; i++)
+			for (struct sdom *x = s->htab[i], *nx; x; x = nx) {
+				nx = x->hnext;
+				size_t k = hash_str(x->name) & (cap - 1);
+				x->hnext = t[k];
+				t[k] = x;
+			}
+		free(s->htab);
+		s->htab = t;
+		s->hcap = cap;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL || (d->name = strdup(name)) == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->spill_head = d->spill_tail = -1;
+	d->shape = shape_for(s, name);
+	if (d->shape == NULL) {
+		free(d->name);
+		free(d);
+		return NULL;
+	}
+	if (s->o.cfg->smtp.mode == CFG_MODE_RELAY || s->o.dry_run) {
+		d->targets = s->relay_targets;
+		d->ntargets = s->nrelay_targets;
+		d->route = ROUTE_OK;
+	}
+	size_t k = h & (s->hcap - 1);
+	d->hnext = s->htab[k];
+	s->htab[k] = d;
+	s->ndoms++;
+	return d;
+}
+
+static void runnable_add(struct sched *s, struct sdom *d)
+{
+	if (d->in_runnable)
+		return;
+	d->in_runnable = 1;
+	d->rnext = s->runnable;
+	s->runnable = d;
+}
+
+/* ---- spill ---- */
+
+struct spill_hdr {
+	int64_t next;
+	uint64_t row;
+	uint32_t attempts, nfields, bloblen, pad;
+	int64_t first_attempt, queued_at;
+};
+
+static int spill_put(struct sched *s, struct sdom *d, struct item *it)
+{
+	struct spill_hdr h = { -1, it->row, it->attempts, it->nfields,
+	                       it->bloblen, 0, it->first_attempt, it->queued_at };
+	off_t at = s->spill_end;
+
+	if (s->spill_fd < 0) {
+		s->spill_fd = open(s->o.spill_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (s->spill_fd < 0)
+			return -1;
+		unlink(s->o.spill_path); /* temporary: gone when we exit */
+	}
+	if (pwrite(s->spill_fd, &h, sizeof(h), at) != (ssize_t)sizeof(h) ||
+	    pwrite(s->spill_fd, it->blob, it->bloblen, at + (off_t)sizeof(h)) != (ssize_t)it->bloblen)
+		return -1;
+	s->spill_end += (off_t)(sizeof(h) + it->bloblen);
+	if (d->spill_tail >= 0) {
+		int64_t nx = at;
+		if (pwrite(s->spill_fd, &nx, sizeof(nx), d->spill_tail) != (ssize_t)sizeof(nx))
+			return -1;
+	} else
+		d->spill_head = at;
+	d->spill_tail = at;
+	d->nspill++;
+	free(it);
+	return 0;
+}
+
+static struct item *spill_get(struct sched *s, struct sdom *d)
+{
+	struct spill_hdr h;
+	struct item *it;
+
+	if (d->nspill == 0)
+		return NULL;
+	if (pread(s->spill_fd, &h, sizeof(h), d->spill_head) != (ssize_t)sizeof(h))
+		return NULL;
+	it = calloc(1, sizeof(*it) + h.bloblen);
+	if (it == NULL)
+		return NULL;
+	if (pread(s->spill_fd, it->blob, h.bloblen, d->spill_head + (off_t)sizeof(h)) != (ssize_t)h.bloblen) {
+		free(it);
+		return NULL;
+	}
+	it->dom = d;
+	it->row = h.row;
+	it->attempts = h.attempts;
+	it->nfields = h.nfields;
+	it->bloblen = h.bloblen;
+	it->first_attempt = h.first_attempt;
+	it->queued_at = h.queued_at;
+	d->spill_head = h.next;
+	if (--d->nspill == 0)
+		d->spill_head = d->spill_tail = -1;
+	return it;
+}
+
+/* ---- domain queue ---- */
+
+static void q_push(struct sched *s, struct sdom *d, struct item *it)
+{
+	it->next = NULL;
+	if (d->tail)
+		d->tail->next = it;
+	else
+		d->head = it;
+	d->tail = it;
+	d->nmem++;
+	s->mem_items++;
+}
+
+/* Next ready item of the domain (refilled from the spill chain). */
+static struct item *q_pop(struct sched *s, struct sdom *d)
+{
+	struct item *it = d->head;
+
+	if (it == NULL && d->nspill > 0) {
+		while (d->nmem < DOM_MEM_CAP / 2 && d->nspill > 0) {
+			struct item *x = spill_get(s, d);
+			if (x == NULL)
+				break;
+			q_push(s, d, x);
+		}
+		it = d->head;
+	}
+	if (it == NULL)
+		return NULL;
+	d->head = it->next;
+	if (d->head == NULL)
+		d->tail = NULL;
+	d->nmem--;
+	s->mem_items--;
+	return it;
+}
+
+static size_t ready_count(const struct sdom *d)
+{
+	return d->nmem + d->nspill;
+}
+
+/* ---- deferred heap (by next_retry) ---- */
+
+static void heap_swap(struct sched *s, size_t a, size_t b)
+{
+	struct item *t = s->heap[a];
+	s->heap[a] = s->heap[b];
+	s->heap[b] = t;
+	s->heap[a]->heap_idx = a;
+	s->heap[b]->heap_idx = b;
+}
+
+static int heap_push(struct sched *s, struct item *it)
+{
+	size_t i;
+
+	if (s->nheap == s->heapcap) {
+		size_t cap = s->heapcap ? s->heapcap * 2 : 256;
+		struct item **h = realloc(s->heap, cap * sizeof(*h));
+		if (h == NULL)
+			return -1;
+		s->heap = h;
+		s->heapcap = cap;
+	}
+	i = s->nheap++;
+	s->heap[i] = it;
+	it->heap_idx = i;
+	while (i > 0 && s->heap[(i - 1) / 2]->next_retry > s->heap[i]->next_retry) {
+		heap_swap(s, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	return 0;
+}
+
+static struct item *heap_pop(struct sched *s)
+{
+	struct item *top;
+	size_t i = 0;
+
+	if (s->nheap == 0)
+		return NULL;
+	top = s->heap[0];
+	s->heap[0] = s->heap[--s->nheap];
+	s->heap[0]->heap_idx = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < s->nheap && s->heap[l]->next_retry < s->heap[m]->next_retry)
+			m = l;
+		if (r < s->nheap && s->heap[r]->next_retry < s->heap[m]->next_retry)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(s, i, m);
+		i = m;
+	}
+	return top;
+}
+
+/* ---- outcomes ---- */
+
+static const char *item_email(const struct item *it)
+{
+	return it->blob;
+}
+
+/* The ring of the last finals for max_bounce_rate. */
+static void bounce_window(struct sched *s, int hard)
+{
+	const struct config_smtp *m = s->smtp;
+
+	if (s->ring == NULL || s->o.journal == NULL)
+		return;
+	if (s->ring_fill == s->ring_n)
+		s->ring_hard -= s->ring[s->ring_pos];
+	else
+		s->ring_fill++;
+	s->ring[s->ring_pos] = (unsigned char)hard;
+	s->ring_hard += (size_t)hard;
+	s->ring_pos = (s->ring_pos + 1) % s->ring_n;
+	if (s->ring_fill >= m->bounce_rate_min && m->max_bounce_rate > 0 &&
+	    (double)s->ring_hard / (double)s->ring_fill > m->max_bounce_rate &&
+	    !s->stopping) {
+		s->st.end = SCHED_END_BOUNCE_RATE;
+		snprintf(s->st.end_detail, sizeof(s->st.end_detail),
+		         "%zu of the last %zu recipients bounced hard (over "
+		         "max_bounce_rate = %.0f%%): the campaign stopped to protect "
+		         "your sender reputation. Clean the list (edm validate), or "
+		         "raise [smtp] max_bounce_rate, then resume with the same command",
+		         s->ring_hard, s->ring_fill, m->max_bounce_rate * 100);
+		s->stopping = 1;
+	}
+}
+
+struct outcome {
+	const char *status;         /* delivered bounced expired skipped */
+	int code;
+	const char *enhanced, *category, *reply, *host, *src, *tls, *msgid;
+};
+
+/* Write a final outcome (journal + results.csv) and free the item. */
+static void final(struct sched *s, struct item *it, const struct outcome *o)
+{
+	struct results_row r = { 0 };
+	char err[256];
+
+	r.time = time(NULL);
+	r.email = item_email(it);
+	r.status = o->status;
+	r.code = o->code;
+	r.enhanced = o->enhanced;
+	r.category = o->category;
+	r.reply = o->reply;
+	r.attempts = it->attempts;
+	r.host = o->host;
+	r.source_ip = o->src;
+	r.tls = o->tls;
+	r.message_id = o->msgid;
+	r.queued_at = it->queued_at;
+	r.first_attempt_at = it->first_attempt;
+	if (s->o.journal != NULL) {
+		buf_reset(&s->line);
+		if (results_format(&r, &s->line) < 0 ||
+		    journal_final(s->o.journal, it->row, s->line.data, err, sizeof(err)) < 0) {
+			s->st.end = SCHED_END_ERROR;
+			snprintf(s->st.end_detail, sizeof(s->st.end_detail), "%s", err);
+			s->stopping = 1;
+		}
+	} else if (s->o.test_to == NULL)
+		log_kv(EDM_LOG_INFO, "outcome", "row=%zu status=%s code=%d", it->row,
+		       o->status, o->code);
+	if (strcmp(o->status, "delivered") == 0) {
+		s->st.delivered++;
+		bounce_window(s, 0);
+	} else if (strcmp(o->status, "bounced") == 0) {
+		s->st.bounced++;
+		bounce_window(s, 1);
+	} else if (strcmp(o->status, "expired") == 0)
+		s->st.expired++;
+	else
+		s->st.skipped++;
+	it->dom->remaining--;
+	free(it);
+}
+
+/* Soft failure: retry later, or expire past retry_for. */
+static void defer(struct sched *s, struct item *it, const struct outcome *o,
+                  int greylist)
+{
+	const struct config_smtp *m = s->smtp;
+	time_t now = time(NULL);
+	uint64_t delay = throttle_retry_delay(it->attempts ? it->attempts : 1,
+	                                      m->retry_first, m->retry_max_interval,
+	                                      0.2, (double)rand() / ((double)RAND_MAX + 1));
+	char err[256];
+
+	if (greylist && delay < 300000 && m->retry_first >= 300000)
+		delay = 300000;
+	if (it->first_attempt == 0)
+		it->first_attempt = now;
+	if (s->o.test_to != NULL) {
+		struct outcome ex = *o;
+		ex.status = "expired";
+		final(s, it, &ex);
+		return;
+	}
+	if ((uint64_t)(now - it->first_attempt) * 1000 + delay > m->retry_for) {
+		struct outcome ex = *o;
+		char why[700];
+		snprintf(why, sizeof(why), "retries ran out after %u attempts; last: %s",
+		         it->attempts, o->reply ? o->reply : "");
+		ex.status = "expired";
+		ex.category = "message-expired";
+		ex.reply = why;
+		final(s, it, &ex);
+		return;
+	}
+	it->next_retry = now + (time_t)((delay + 999) / 1000);
+	if (s->o.journal != NULL) {
+		struct journal_deferral jd = { it->attempts, it->next_retry,
+		                               it->first_attempt, it->queued_at };
+		if (journal_defer(s->o.journal, it->row, &jd, err, sizeof(err)) < 0) {
+			s->st.end = SCHED_END_ERROR;
+			snprintf(s->st.end_detail, sizeof(s->st.end_detail), "%s", err);
+			s->stopping = 1;
+		}
+	}
+	log_kv(EDM_LOG_INFO, "deferred", "row=%zu domain=%s attempts=%u retry_in=%llus code=%d category=%s",
+	       it->row, it->dom->name, it->attempts, (unsigned long long)((delay + 999) / 1000),
+	       o->code, o->category ? o->category : "");
+	if (heap_push(s, it) < 0) {
+		s->stopping = 1;
+		free(it);
+	}
+	sched_kick(s);
+}
+
+/* Sender-side trouble: stop the campaign (relay) or pause the domain. */
+static void breaker(struct sched *s, struct sdom *d, const char *why)
+{
+	if (s->smtp->mode == CFG_MODE_RELAY || d == NULL) {
+		if (!s->stopping || s->st.end == SCHED_END_DONE) {
+			s->st.end = SCHED_END_CONFIG;
+			snprintf(s->st.end_detail, sizeof(s->st.end_detail), "%s", why);
+		}
+		s->stopping = 1;
+		log_kv(EDM_LOG_ERROR, "campaign-stopped", "reason=\"%s\"", why);
+	} else if (!d->paused) {
+		d->paused = 1;
+		snprintf(d->last_err, sizeof(d->last_err), "%s", why);
+		log_kv(EDM_LOG_WARN, "domain-paused", "domain=%s reason=\"%s\"", d->name, why);
+		size_t n = strlen(s->st.paused);
+		if (n + strlen(d->name) + 3 < sizeof(s->st.paused))
+			snprintf(s->st.paused + n, sizeof(s->st.paused) - n, "%s%s",
+			         n ? ", " : "", d->name);
+	}
+}
+
+/* Put an item back at the front of its domain: nothing was decided. */
+static void requeue(struct sched *s, struct item *it)
+{
+	struct sdom *d = it->dom;
+
+	it->next = d->head;
+	d->head = it;
+	if (d->tail == NULL)
+		d->tail = it;
+	d->nmem++;
+	s->mem_items++;
+}
+
+static int is_sender_side(int cat)
+{
+	return cat == CAT_INVALID_SENDER || cat == CAT_SENDER_AUTHENTICATION ||
+	       cat == CAT_BAD_CONFIGURATION || cat == CAT_RELAYING_ISSUES;
+}
+
+/* A transaction's result for the item on sc. */
+static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_result *r)
+{
+	struct item *it = sc->item;
+	struct sdom *d = sc->d;
+	struct outcome o = { 0 };
+	struct classify_result cr;
+	char code_s[8];
+
+	sc->item = NULL;
+	d->busy--;
+	s->st.attempts++;
+	o.code = r->reply.code;
+	o.enhanced = r->reply.enhanced;
+	o.reply = r->reply.text;
+	o.host = conn_peer(sc->c);
+	o.src = s->smtp->nsource_ips ? s->smtp->source_ips[sc->src].ip : NULL;
+	o.tls = conn_tls_desc(sc->c);
+	o.msgid = sc->msgid;
+	(void)code_s;
+	if (r->accepted) {
+		o.status = "delivered";
+		final(s, it, &o);
+		if (twindow_success(&d->shape->src[sc->src].win,
+		                    &(struct twindow_policy){ s->smtp->backoff_period,
+		                                              s->smtp->backoff_pause, 50 }))
+			log_kv(EDM_LOG_INFO, "window", "shape=%s factor=%.3f change=grow",
+			       d->shape->name, d->shape->src[sc->src].win.factor);
+		return;
+	}
+	classify_reply(s->o.cls, r->reply.code, r->reply.enhanced, r->reply.text, &cr);
+	o.category = bounce_category_name(cr.category);
+	if (cr.slowdown) {
+		struct twindow_policy p = { s->smtp->backoff_period, s->smtp->backoff_pause, 50 };
+		struct shape_src *ss = &d->shape->src[sc->src];
+		if (twindow_slowdown(&ss->win, &p, now_ms(s))) {
+			tbucket_set_rate(&ss->rate, d->shape->rate * ss->win.factor, now_ms(s));
+			log_kv(EDM_LOG_WARN, "window", "shape=%s factor=%.3f change=halve reply=\"%d %s\"",
+			       d->shape->name, ss->win.factor, r->reply.code, r->reply.enhanced);
+		}
+	}
+	if (is_sender_side((int)cr.category) && r->reply.stage != SMTP_STAGE_RCPT) {
+		char why[600];
+		snprintf(why, sizeof(why), "%s refused our %s: %d %s %s (category %s)",
+		         conn_peer(sc->c), smtp_stage_name(r->reply.stage), r->reply.code,
+		         r->reply.enhanced, r->reply.text, o.category);
+		requeue(s, it);
+		breaker(s, d, why);
+		return;
+	}
+	if (cr.cls == BOUNCE_HARD) {
+		o.status = "bounced";
+		if (bounce_category_suppresses(cr.category) && s->o.suppress_path != NULL &&
+		    s->o.journal != NULL) {
+			char err[256];
+			if (suppress_append(s->o.suppress_path, item_email(it), o.category,
+			                    time(NULL), s->o.cfg->campaign.name, err, sizeof(err)) < 0)
+				edm_warn("%s", err);
+		}
+		final(s, it, &o);
+		return;
+	}
+	if (cr.cls == BOUNCE_DELIVERED) {
+		/* a rule said a non-2xx means delivered: trust it */
+		o.status = "delivered";
+		final(s, it, &o);
+		return;
+	}
+	defer(s, it, &o, cr.greylist);
+}
+
+/* ---- rendering on the thread pool ---- */
+
+static struct message_scratch *scratch_take(struct sched *s)
+{
+	struct scratch_slot *sl;
+
+	pthread_mutex_lock(&s->scratch_lock);
+	sl = s->scratch_free;
+	if (sl != NULL)
+		s->scratch_free = sl->next;
+	pthread_mutex_unlock(&s->scratch_lock);
+	if (sl == NULL)
+		sl = calloc(1, sizeof(*sl));
+	return sl ? &sl->sc : NULL;
+}
+
+static void scratch_give(struct sched *s, struct message_scratch *m)
+{
+	struct scratch_slot *sl = (struct scratch_slot *)m;
+
+	pthread_mutex_lock(&s->scratch_lock);
+	sl->next = s->scratch_free;
+	s->scratch_free = sl;
+	pthread_mutex_unlock(&s->scratch_lock);
+}
+
+/* Render one item into sc->msg (worker thread: touches only sc and the
+ * read-only factory). */
+static int render_item(struct sched *s, struct sconn *sc, struct item *it)
+{
+	const char *fields[256];
+	size_t lens[256];
+	struct csv_row row = { 0 };
+	struct addr a;
+	const char *p = it->blob + strlen(it->blob) + 1;
+	struct message_scratch *m;
+	char why[128];
+	int rc;
+
+	if (it->nfields > 256)
+		return edm_errf(sc->render_err, sizeof(sc->render_err), "too many columns");
+	for (uint32_t i = 0; i < it->nfields; i++) {
+		fields[i] = p;
+		lens[i] = strlen(p);
+		p += lens[i] + 1;
+	}
+	row.row = it->row;
+	row.nfields = it->nfields;
+	row.fields = fields;
+	row.lens = lens;
+	if (addr_parse(it->blob, strlen(it->blob), &a, why, sizeof(why)) < 0)
+		return edm_errf(sc->render_err, sizeof(sc->render_err), "%s", why);
+	message_id(s->o.mf, it->row, &a, sc->msgid, sizeof(sc->msgid));
+	buf_reset(&sc->msg);
+	m = scratch_take(s);
+	if (m == NULL)
+		return edm_errf(sc->render_err, sizeof(sc->render_err), "out of memory");
+	rc = message_render(s->o.mf, &row, &a, time(NULL), m, &sc->msg,
+	                    sc->render_err, sizeof(sc->render_err));
+	scratch_give(s, m);
+	return rc;
+}
+
+static void work_render(uv_work_t *w)
+{
+	struct sconn *sc = w->data;
+
+	sc->render_rc = render_item(sc->s, sc, sc->item);
+}
+
+
+static void after_render(uv_work_t *w, int status)
+{
+	struct sconn *sc = w->data;
+	struct sched *s = sc->s;
+	struct item *it = sc->item;
+	const char *rcpt;
+	struct smtp_txn t = { 0 };
+
+	if (sc->closed || status < 0) {
+		/* the connection died meanwhile: nothing was sent */
+		sc->item = NULL;
+		sc->d->busy--;
+		requeue(s, it);
+		if (sc->closed)
+			free(sc);
+		sched_kick(s);
+		return;
+	}
+	if (sc->render_rc != 0) {
+		struct outcome o = { .status = "skipped", .category = "template",
+		                     .reply = sc->render_err };
+		sc->item = NULL;
+		sc->d->busy--;
+		final(s, it, &o);
+		sc->st = SC_IDLE;
+		conn_next(s, sc);
+		return;
+	}
+	if (it->first_attempt == 0)
+		it->first_attempt = time(NULL);
+	it->attempts++;
+	rcpt = s->o.test_to ? s->o.test_to : item_email(it);
+	t.mail_from = s->o.mail_from;
+	t.rcpts = &rcpt;
+	t.nrcpts = 1;
+	t.data = sc->msg.data;
+	t.len = sc->msg.len;
+	for (const unsigned char *p = (const unsigned char *)rcpt; *p; p++)
+		if (*p >= 0x80)
+			t.needs_smtputf8 = 1;
+	sc->st = SC_BUSY;
+	sc->sent++;
+	if (conn_submit(sc->c, &t) < 0) {
+		sc->item = NULL;
+		sc->d->busy--;
+		it->attempts--;
+		requeue(s, it);
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+	}
+}
+
+/* ---- connections ---- */
+
+/* May this domain send one more message now (every bucket)? Takes the
+ * tokens when yes; else sets *wait to the ms until it may. */
+static int take_message_token(struct sched *s, struct sdom *d, unsigned src,
+                              uint64_t now, uint64_t *wait)
+{
+	struct shape_src *ss = &d->shape->src[src];
+	struct shape_src *ps = d->provider ? &d->provider->src[src] : NULL;
+	uint64_t w = tbucket_wait_ms(&ss->rate, now);
+
+	if (twindow_paused(&ss->win, now)) {
+		uint64_t pw = ss->win.paused_until - now;
+		if (pw > w)
+			w = pw;
+	}
+	if (ps != NULL && tbucket_wait_ms(&ps->rate, now) > w)
+		w = tbucket_wait_ms(&ps->rate, now);
+	if (tbucket_wait_ms(&s->global_rate, now) > w)
+		w = tbucket_wait_ms(&s->global_rate, now);
+	if (ss->daily.limit && ss->daily.count >= ss->daily.limit &&
+	    ss->daily.day == (int64_t)(now / 86400000)) {
+		uint64_t dw = tdaily_wait_ms(&ss->daily, now);
+		if (dw > w)
+			w = dw;
+	}
+	if (w > 0) {
+		*wait = w;
+		return 0;
+	}
+	tbucket_take(&ss->rate, now);
+	if (ps != NULL)
+		tbucket_take(&ps->rate, now);
+	tbucket_take(&s->global_rate, now);
+	tdaily_take(&ss->daily, now);
+	return 1;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm_timer(struct sched *s, uint64_t at)
+{
+	uint64_t now = now_ms(s);
+	uint64_t in = at > now ? at - now : 0;
+
+	if (uv_is_active((uv_handle_t *)&s->timer) &&
+	    uv_timer_get_due_in(&s->timer) <= in)
+		return;
+	uv_timer_start(&s->timer, on_timer, in, 0);
+}
+
+/* Give the connection its next item, or let it go. */
+static void conn_next(struct sched *s, struct sconn *sc)
+{
+	struct sdom *d = sc->d;
+	uint64_t wait = 0, now;
+	struct item *it;
+
+	if (s->stopping || d->paused || sc->sent >= d->shape->mpc ||
+	    (d->provider && sc->sent >= d->provider->mpc) ||
+	    (s->o.test_to && s->o.limit && s->sent_test >= s->o.limit)) {
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+		return;
+	}
+	if (ready_count(d) == 0) {
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+		return;
+	}
+	now = now_ms(s);
+	if (!take_message_token(s, d, sc->src, now, &wait)) {
+		/* wait idle for the token (short waits only) */
+		if (wait > 2000) {
+			sc->st = SC_QUITTING;
+			conn_quit(sc->c);
+		} else {
+			sc->st = SC_IDLE;
+			sc->next_idle = d->idle;
+			d->idle = sc;
+		}
+		d->wake_at = now + wait;
+		arm_timer(s, now + wait);
+		return;
+	}
+	it = q_pop(s, d);
+	if (it == NULL) {
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+		return;
+	}
+	if (s->o.test_to)
+		s->sent_test++;
+	d->busy++;
+	sc->item = it;
+	sc->st = SC_RENDERING;
+	sc->work.data = sc;
+	if (uv_queue_work(s->loop, &sc->work, work_render, after_render) < 0) {
+		sc->item = NULL;
+		d->busy--;
+		requeue(s, it);
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+	}
+}
+
+static void cb_ready(void *arg, struct conn *c)
+{
+	struct sconn *sc = conn_data(c);
+
+	(void)arg;
+	if (sc->st == SC_CONNECTING) {
+		sc->d->nconnecting--;
+		sc->d->route_failures = 0;
+		sc->d->fail_since = 0;
+	}
+	sc->st = SC_IDLE;
+	conn_next(sc->s, sc);
+}
+
+static void cb_txn_done(void *arg, struct conn *c, const struct smtp_rcpt_result *r,
+                        size_t n)
+{
+	struct sconn *sc = conn_data(c);
+
+	(void)arg;
+	if (sc->item != NULL && n > 0)
+		on_result(sc->s, sc, &r[0]);
+}
+
+static void idle_remove(struct sdom *d, struct sconn *sc)
+{
+	for (struct sconn **p = &d->idle; *p; p = &(*p)->next_idle)
+		if (*p == sc) {
+			*p = sc->next_idle;
+			return;
+		}
+}
+
+/* Category of a connection that ended before or outside a transaction. */
+static int conn_category(const struct conn_end_info *e, const struct classifier *cls,
+                         int *sender_side)
+{
+	struct classify_result cr;
+
+	*sender_side = 0;
+	switch (e->end) {
+	case CONN_END_REFUSED:
+	case CONN_END_NETWORK:
+		return CAT_BAD_CONNECTION;
+	case CONN_END_CONNECT_TIMEOUT:
+		return CAT_NO_ANSWER_FROM_HOST;
+	case CONN_END_TLS:
+		*sender_side = 1;
+		return CAT_BAD_CONFIGURATION;
+	case CONN_END_SESSION:
+		break;
+	}
+	switch (e->close) {
+	case SMTP_CLOSE_TIMEOUT:
+		return CAT_NO_ANSWER_FROM_HOST;
+	case SMTP_CLOSE_EOF:
+		return CAT_BAD_CONNECTION;
+	case SMTP_CLOSE_PROTOCOL:
+		return CAT_PROTOCOL_ERRORS;
+	case SMTP_CLOSE_NO_STARTTLS:
+	case SMTP_CLOSE_TLS:
+	case SMTP_CLOSE_AUTH:
+		*sender_side = 1;
+		return CAT_BAD_CONFIGURATION;
+	case SMTP_CLOSE_REJECTED:
+	case SMTP_CLOSE_421:
+		classify_reply(cls, e->reply.code, e->reply.enhanced, e->reply.text, &cr);
+		return (int)cr.category;
+	case SMTP_CLOSE_QUIT:
+		break;
+	}
+	return CAT_OTHER;
+}
+
+static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
+{
+	struct sconn *sc = conn_data(c);
+	struct sched *s = sc->s;
+	struct sdom *d = sc->d;
+	int sender_side = 0, cat;
+
+	(void)arg;
+	s->conns--;
+	d->nconns--;
+	d->shape->src[sc->src].conns--;
+	if (d->provider)
+		d->provider->src[sc->src].conns--;
+	if (sc->st == SC_CONNECTING)
+		d->nconnecting--;
+	if (sc->st == SC_IDLE)
+		idle_remove(d, sc);
+	if (!e->greeted && sc->st == SC_CONNECTING) {
+		struct target *t = &d->targets[sc->target];
+		cat = conn_category(e, s->o.cls, &sender_side);
+		log_kv(EDM_LOG_WARN, "connect-failed", "domain=%s host=\"%s\" category=%s reason=\"%s\"",
+		       d->name, conn_peer(c), bounce_category_name((enum bounce_category)cat),
+		       e->text ? e->text : "");
+		if (sender_side && (e->close == SMTP_CLOSE_AUTH || t->tls == SMTP_TLS_STARTTLS ||
+		                    t->tls == SMTP_TLS_IMPLICIT)) {
+			char why[700];
+			snprintf(why, sizeof(why), "%s: %s (category %s; check [smtp] tls, "
+			         "username, password_env)", conn_peer(c),
+			         e->text && *e->text ? e->text : smtp_close_name(e->close),
+			         bounce_category_name((enum bounce_category)cat));
+			breaker(s, d, why);
+		} else if (e->close == SMTP_CLOSE_REJECTED && e->reply.code >= 500 &&
+		           is_sender_side(cat) == 0 && cat == CAT_SPAM_RELATED) {
+			char why[700];
+			snprintf(why, sizeof(why), "%s refused us at the greeting: %d %s",
+			         conn_peer(c), e->reply.code, e->reply.text);
+			breaker(s, d, why);
+		} else {
+			t->dead_until = now_ms(s) + s->smtp->dead_host_for;
+			d->last_cat = cat;
+			snprintf(d->last_err, sizeof(d->last_err), "%s",
+			         e->text && *e->text ? e->text : "connection failed");
+			/* every target dead: the domain backs off */
+			size_t alive = 0;
+			for (size_t i = 0; i < d->ntargets; i++)
+				if (d->targets[i].dead_until <= now_ms(s))
+					alive++;
+			if (alive == 0) {
+				d->route_failures++;
+				if (d->fail_since == 0)
+					d->fail_since = time(NULL);
+				d->backoff_until = now_ms(s) +
+					throttle_retry_delay(d->route_failures, s->smtp->retry_first,
+					                     s->smtp->retry_max_interval, 0.2,
+					                     (double)rand() / ((double)RAND_MAX + 1));
+				if (s->smtp->dead_host_for > 0 && d->backoff_until < now_ms(s) + 1000)
+					d->backoff_until = now_ms(s) + 1000;
+				for (size_t i = 0; i < d->ntargets; i++)
+					if (d->targets[i].dead_until > d->backoff_until)
+						d->targets[i].dead_until = d->backoff_until;
+			}
+		}
+	}
+	if (sc->st == SC_RENDERING) {
+		/* after_render requeues and frees */
+		sc->closed = 1;
+		sc->c = NULL;
+	} else {
+		if (sc->item != NULL) {
+			/* no TXN_DONE: nothing was decided */
+			d->busy--;
+			sc->item->attempts--;
+			requeue(s, sc->item);
+		}
+		buf_free(&sc->msg);
+		free(sc);
+	}
+	runnable_add(s, d);
+	sched_kick(s);
+}
+
+static const struct conn_client_ops client_ops = {
+	cb_ready, cb_txn_done, cb_closed,
+};
+
+/* Open one connection for the domain; 0 or -1. */
+static int open_conn(struct sched *s, struct sdom *d, unsigned src, uint64_t now)
+{
+	const struct config_smtp *m = s->smtp;
+	struct conn_target t = { 0 };
+	struct sconn *sc;
+	size_t ti = d->ntargets;
+
+	for (size_t i = 0; i < d->ntargets; i++)
+		if (d->targets[i].dead_until <= now) {
+			ti = i;
+			break;
+		}
+	if (ti == d->ntargets)
+		return -1;
+	sc = calloc(1, sizeof(*sc));
+	if (sc == NULL)
+		return -1;
+	sc->s = s;
+	sc->d = d;
+	sc->src = src;
+	sc->target = ti;
+	sc->st = SC_CONNECTING;
+	sc->started_ms = now;
+	t.addr = (const struct sockaddr *)&d->targets[ti].addr;
+	t.host = d->targets[ti].host;
+	t.source_ip = m->nsource_ips ? m->source_ips[src].ip : NULL;
+	t.tls = (enum smtp_tls_mode)d->targets[ti].tls;
+	t.tls_config = (m->mode == CFG_MODE_RELAY ? m->tls_verify != 0 : m->tls_verify == 1)
+	               ? s->o.tls_verify : s->o.tls_noverify;
+	t.connect_timeout_ms = m->timeout_connect;
+	t.session.helo = m->nsource_ips ? m->source_ips[src].helo : s->o.helo;
+	t.session.username = m->username;
+	t.session.password = s->o.password;
+	t.session.allow_plaintext_auth = m->allow_plaintext_auth;
+	t.session.no_pipelining = !m->pipelining;
+	t.session.timeouts = (struct smtp_timeouts){ m->timeout_greeting, m->timeout_ehlo,
+		m->timeout_starttls, m->timeout_auth, m->timeout_mail, m->timeout_rcpt,
+		m->timeout_data, m->timeout_data_block, m->timeout_dot, m->timeout_rset,
+		m->timeout_quit };
+	sc->c = conn_open(s->loop, &t, &client_ops, s);
+	if (sc->c == NULL) {
+		free(sc);
+		return -1;
+	}
+	conn_set_data(sc->c, sc);
+	s->conns++;
+	d->nconns++;
+	d->nconnecting++;
+	d->shape->src[src].conns++;
+	if (d->provider)
+		d->provider->src[src].conns++;
+	return 0;
+}
+
+/* ---- MX routes ---- */
+
+struct route_req {
+	struct sched *s;
+	struct sdom *d;
+};
+
+static void fail_domain_items(struct sched *s, struct sdom *d, const char *status,
+                              const char *category, const char *reply)
+{
+	struct item *it;
+	struct outcome o = { .status = status, .category = category, .reply = reply };
+
+	while ((it = q_pop(s, d)) != NULL)
+		final(s, it, &o);
+}
+
+static void on_route(void *arg, const struct dns_route *r)
+{
+	struct route_req *rq = arg;
+	struct sched *s = rq->s;
+	struct sdom *d = rq->d;
+	const struct config_smtp *m = s->smtp;
+	size_t n = 0, hosts = 0;
+
+	free(rq);
+	d->route = ROUTE_NONE;
+	if (r->status == DNS_ROUTE_NOMAIL) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s cannot receive mail: %s", d->name, r->detail);
+		fail_domain_items(s, d, "bounced", "bad-domain", why);
+		d->route = ROUTE_OK; /* nothing to send; further items fail too */
+		d->ntargets = 0;
+		d->last_cat = CAT_BAD_DOMAIN;
+		snprintf(d->last_err, sizeof(d->last_err), "%s", why);
+		sched_kick(s);
+		maybe_end(s);
+		return;
+	}
+	if (r->status == DNS_ROUTE_OK) {
+		d->targets = calloc(MAX_TARGETS, sizeof(*d->targets));
+		d->own_targets = 1;
+		for (size_t h = 0; d->targets && h < r->nhosts && hosts < m->max_mx_hosts; h++) {
+			const struct dns_route_host *rh = &r->hosts[h];
+			int used = 0;
+			for (size_t a = 0; a < rh->naddrs && n < MAX_TARGETS; a++) {
+				const struct sockaddr *sa = (const struct sockaddr *)&rh->addrs[a];
+				if (!m->allow_private_mx && dns_addr_is_private(sa))
+					continue;
+				struct target *t = &d->targets[n++];
+				snprintf(t->host, sizeof(t->host), "%s", rh->name);
+				memcpy(&t->addr, &rh->addrs[a], sizeof(t->addr));
+				if (sa->sa_family == AF_INET)
+					((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)m->mx_port);
+				else
+					((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)m->mx_port);
+				t->tls = m->tls == CFG_TLS_NONE ? SMTP_TLS_NONE
+				       : m->tls == CFG_TLS_STARTTLS ? SMTP_TLS_STARTTLS
+				       : m->tls == CFG_TLS_IMPLICIT ? SMTP_TLS_IMPLICIT
+				       : SMTP_TLS_OPPORTUNISTIC;
+				used = 1;
+			}
+			hosts += (size_t)used;
+		}
+		d->ntargets = n;
+		if (n > 0) {
+			d->route = ROUTE_OK;
+			d->provider = provider_for(s, d->targets[0].host);
+			runnable_add(s, d);
+			sched_kick(s);
+			return;
+		}
+		free(d->targets);
+		d->targets = NULL;
+		d->own_targets = 0;
+		snprintf(d->last_err, sizeof(d->last_err), "the MX hosts of %s resolve only "
+		         "to private or loopback addresses (set [smtp] allow_private_mx = yes "
+		         "if that is intended)", d->name);
+	} else
+		snprintf(d->last_err, sizeof(d->last_err), "DNS lookup of %s failed: %s",
+		         d->name, r->detail);
+	/* temporary: back off and look again */
+	d->last_cat = CAT_ROUTING_ERRORS;
+	d->route_failures++;
+	if (d->fail_since == 0)
+		d->fail_since = time(NULL);
+	d->backoff_until = now_ms(s) + throttle_retry_delay(d->route_failures, m->retry_first,
+	                                                    m->retry_max_interval, 0.2, 0.5);
+	log_kv(EDM_LOG_WARN, "route-failed", "domain=%s reason=\"%s\"", d->name, d->last_err);
+	runnable_add(s, d);
+	sched_kick(s);
+}
+
+/* ---- dispatch ---- */
+
+struct prio {
+	struct sdom *d;
+	double key;
+};
+
+static int prio_cmp(const void *a, const void *b)
+{
+	const struct prio *x = a, *y = b;
+
+	return x->key < y->key ? 1 : x->key > y->key ? -1 : 0;
+}
+
+/* Expire a failing domain's items once retry_for has run out. */
+static void expire_domain(struct sched *s, struct sdom *d)
+{
+	char why[600];
+
+	snprintf(why, sizeof(why), "retries ran out; last: %s", d->last_err);
+	struct item *it;
+	struct outcome o = { .status = "expired", .category = "message-expired", .reply = why };
+	while ((it = q_pop(s, d)) != NULL) {
+		if (it->first_attempt == 0)
+			it->first_attempt = d->fail_since;
+		final(s, it, &o);
+	}
+}
+
+static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
+                            uint64_t *next_wake)
+{
+	const struct config_smtp *m = s->smtp;
+
+	if (d->paused || ready_count(d) == 0)
+		return;
+	if (d->route == ROUTE_OK && d->ntargets == 0 && d->last_cat == CAT_BAD_DOMAIN) {
+		fail_domain_items(s, d, "bounced", "bad-domain", d->last_err);
+		return;
+	}
+	if (d->backoff_until > now) {
+		if (d->fail_since && (uint64_t)(time(NULL) - d->fail_since) * 1000 > m->retry_for) {
+			expire_domain(s, d);
+			return;
+		}
+		if (d->backoff_until < *next_wake)
+			*next_wake = d->backoff_until;
+		return;
+	}
+	if (d->route == ROUTE_NONE) {
+		struct route_req *rq = malloc(sizeof(*rq));
+		if (rq == NULL)
+			return;
+		rq->s = s;
+		rq->d = d;
+		d->route = ROUTE_PENDING;
+		if (dns_route_lookup(s->o.dns, d->name, on_route, rq) < 0) {
+			free(rq);
+			d->route = ROUTE_NONE;
+		}
+		return;
+	}
+	if (d->route != ROUTE_OK)
+		return;
+	/* idle connections first (token waits) */
+	while (d->idle != NULL && ready_count(d) > 0) {
+		struct sconn *sc = d->idle;
+		d->idle = sc->next_idle;
+		conn_next(s, sc);
+		if (sc->st == SC_IDLE)
+			break; /* still waiting for a token */
+	}
+	/* open more connections while there is unassigned work */
+	while (ready_count(d) > (size_t)d->nconnecting + (d->idle ? 1 : 0) &&
+	       s->conns < m->max_connections) {
+		unsigned src = s->src_rr++ % (unsigned)s->nsrc;
+		struct shape_src *ss = &d->shape->src[src];
+		unsigned limit = twindow_scale(&ss->win, d->shape->connections);
+		if (ss->conns >= limit)
+			break;
+		if (d->provider && d->provider->src[src].conns >=
+		    twindow_scale(&d->provider->src[src].win, d->provider->connections))
+			break;
+		if (twindow_paused(&ss->win, now)) {
+			if (ss->win.paused_until < *next_wake)
+				*next_wake = ss->win.paused_until;
+			break;
+		}
+		uint64_t w = tbucket_wait_ms(&ss->connect, now);
+		if (w > 0) {
+			if (now + w < *next_wake)
+				*next_wake = now + w;
+			break;
+		}
+		tbucket_take(&ss->connect, now);
+		if (open_conn(s, d, src, now) < 0) {
+			/* every target dead: wait for the first to come back */
+			uint64_t first = UINT64_MAX;
+			for (size_t i = 0; i < d->ntargets; i++)
+				if (d->targets[i].dead_until < first)
+					first = d->targets[i].dead_until;
+			if (first != UINT64_MAX && first < *next_wake)
+				*next_wake = first;
+			break;
+		}
+	}
+	if (d->wake_at > now && d->wake_at < *next_wake)
+		*next_wake = d->wake_at;
+}
+
+/* Dry run: render every ready item on this thread, count, drop. */
+static void dispatch_dry(struct sched *s)
+{
+	struct sconn tmp = { 0 };
+
+	tmp.s = s;
+	for (struct sdom *d = s->runnable; d; d = d->rnext) {
+		struct item *it;
+		while ((it = q_pop(s, d)) != NULL) {
+			if (render_item(s, &tmp, it) == 0) {
+				s->st.dry_rendered++;
+				s->st.dry_bytes += tmp.msg.len;
+			} else
+				s->st.skipped++;
+			d->remaining--;
+			free(it);
+		}
+	}
+	buf_free(&tmp.msg);
+}
+
+static void dispatch(struct sched *s)
+{
+	uint64_t now = now_ms(s), next_wake = UINT64_MAX;
+	time_t tnow = time(NULL);
+	struct item *it;
+	struct prio *pv = NULL;
+	size_t n = 0, cap = 0;
+
+	/* due retries back to their domains */
+	while (s->nheap > 0 && s->heap[0]->next_retry <= tnow && !s->stopping) {
+		it = heap_pop(s);
+		q_push(s, it->dom, it);
+		runnable_add(s, it->dom);
+	}
+	if (s->o.dry_run) {
+		dispatch_dry(s);
+		maybe_end(s);
+		return;
+	}
+	if (s->stopping) {
+		maybe_end(s);
+		return;
+	}
+	/* collect runnable domains, drop the ones with nothing to do */
+	struct sdom **pp = &s->runnable;
+	while (*pp) {
+		struct sdom *d = *pp;
+		if (ready_count(d) == 0 && d->route != ROUTE_PENDING) {
+			d->in_runnable = 0;
+			*pp = d->rnext;
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct prio *np = realloc(pv, cap * sizeof(*pv));
+			if (np == NULL)
+				break;
+			pv = np;
+		}
+		double rate = d->shape->rate > 0 ? d->shape->rate : d->shape->connections * 50.0;
+		pv[n].d = d;
+		pv[n].key = (double)d->remaining / rate;
+		n++;
+		pp = &d->rnext;
+	}
+	qsort(pv, n, sizeof(*pv), prio_cmp);
+	for (size_t i = 0; i < n; i++)
+		dispatch_domain(s, pv[i].d, now, &next_wake);
+	free(pv);
+	if (s->nheap > 0) {
+		uint64_t at = now + (uint64_t)(s->heap[0]->next_retry - tnow) * 1000;
+		if (at < next_wake)
+			next_wake = at;
+	}
+	if (next_wake != UINT64_MAX)
+		arm_timer(s, next_wake);
+	maybe_end(s);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct sched *s = t->data;
+
+	dispatch(s);
+}
+
+static void on_kick(uv_idle_t *h)
+{
+	struct sched *s = h->data;
+
+	uv_idle_stop(h);
+	s->kicked = 0;
+	dispatch(s);
+}
+
+static void sched_kick(struct sched *s)
+{
+	if (!s->kicked && !s->ended) {
+		s->kicked = 1;
+		uv_idle_start(&s->kick, on_kick);
+	}
+}
+
+/* ---- the end ---- */
+
+static size_t total_remaining(const struct sched *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->hcap; i++)
+		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
+			n += d->remaining;
+	return n;
+}
+
+static void close_handles(struct sched *s)
+{
+	if (s->closed_handles)
+		return;
+	s->closed_handles = 1;
+	uv_timer_stop(&s->timer);
+	uv_timer_stop(&s->grace);
+	uv_idle_stop(&s->kick);
+	uv_close((uv_handle_t *)&s->timer, NULL);
+	uv_close((uv_handle_t *)&s->grace, NULL);
+	uv_close((uv_handle_t *)&s->kick, NULL);
+}
+
+static void maybe_end(struct sched *s)
+{
+	size_t rem;
+	int active = 0;
+
+	if (s->ended || !s->input_done)
+		return;
+	if (s->conns > 0)
+		return;
+	rem = total_remaining(s);
+	if (s->stopping) {
+		/* wait for renders to come back (busy counts) */
+		for (size_t i = 0; i < s->hcap; i++)
+			for (struct sdom *d = s->htab[i]; d; d = d->hnext)
+				if (d->busy || d->route == ROUTE_PENDING)
+					active = 1;
+		if (active)
+			return;
+		if (s->st.end == SCHED_END_DONE)
+			s->st.end = SCHED_END_STOPPED;
+		goto end;
+	}
+	if (rem == 0) {
+		s->st.end = SCHED_END_DONE;
+		goto end;
+	}
+	/* something can still happen: work ready in a non-paused domain, a
+	 * route pending, a backoff or a retry ahead */
+	size_t paused = 0;
+	for (size_t i = 0; i < s->hcap; i++)
+		for (struct sdom *d = s->htab[i]; d; d = d->hnext) {
+			if (d->remaining == 0)
+				continue;
+			if (d->paused) {
+				paused += d->remaining;
+				continue;
+			}
+			if (ready_count(d) > 0 || d->busy || d->route == ROUTE_PENDING)
+				active = 1;
+		}
+	if (active)
+		return;
+	if (paused == rem) {
+		s->st.end = SCHED_END_PAUSED;
+		snprintf(s->st.end_detail, sizeof(s->st.end_detail),
+		         "%zu recipients wait in paused domains (%s)", paused, s->st.paused);
+		goto end;
+	}
+	if (s->nheap > 0 && s->o.no_wait) {
+		s->st.end = SCHED_END_WAITING;
+		goto end;
+	}
+	return;
+end:
+	s->ended = 1;
+	close_handles(s);
+	if (s->o.done)
+		s->o.done(s->o.arg);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	struct sched *s = t->data;
+
+	/* abort every connection still open */
+	for (size_t i = 0; i < s->hcap; i++)
+		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
+			while (d->idle) {
+				struct sconn *sc = d->idle;
+				d->idle = sc->next_idle;
+				sc->st = SC_QUITTING;
+				conn_quit(sc->c);
+			}
+	log_kv(EDM_LOG_WARN, "grace-over", "connections=%u", s->conns);
+	s->st.end = SCHED_END_STOPPED;
+}
+
+/* ---- public ---- */
+
+struct sched *sched_new(const struct sched_opts *o, char *err, size_t errlen)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		edm_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->o = *o;
+	s->loop = o->loop;
+	s->smtp = &o->cfg->smtp;
+	s->spill_fd = -1;
+	s->nsrc = s->smtp->nsource_ips ? s->smtp->nsource_ips : 1;
+	s->hcap = 1024;
+	s->htab = calloc(s->hcap, sizeof(*s->htab));
+	pthread_mutex_init(&s->scratch_lock, NULL);
+	if (s->htab == NULL)
+		goto oom;
+	if (s->smtp->max_bounce_rate > 0) {
+		s->ring_n = s->smtp->bounce_rate_window;
+		s->ring = calloc(s->ring_n, 1);
+		if (s->ring == NULL)
+			goto oom;
+	}
+	if (o->nrelays > 0) {
+		s->relay_targets = calloc(o->nrelays, sizeof(*s->relay_targets));
+		if (s->relay_targets == NULL)
+			goto oom;
+		for (size_t i = 0; i < o->nrelays; i++) {
+			snprintf(s->relay_targets[i].host, sizeof(s->relay_targets[i].host),
+			         "%s", o->relays[i].host);
+			s->relay_targets[i].addr = o->relays[i].addr;
+			s->relay_targets[i].tls = o->relays[i].tls;
+		}
+		s->nrelay_targets = o->nrelays;
+	}
+	uv_timer_init(s->loop, &s->timer);
+	uv_timer_init(s->loop, &s->grace);
+	uv_idle_init(s->loop, &s->kick);
+	s->timer.data = s->grace.data = s->kick.data = s;
+	tbucket_init(&s->global_rate, s->smtp->max_rate, 0, now_ms(s));
+	return s;
+oom:
+	edm_errf(err, errlen, "out of memory");
+	sched_free(s);
+	return NULL;
+}
+
+int sched_add(struct sched *s, const struct csv_row *row, const struct addr *a,
+              const struct journal_deferral *jd, char *err, size_t errlen)
+{
+	size_t bl = a->len + 1;
+	struct sdom *d;
+	struct item *it;
+	char *p;
+
+	for (size_t i = 0; i < row->nfields; i++)
+		bl += row->lens[i] + 1;
+	it = calloc(1, sizeof(*it) + bl);
+	if (it == NULL)
+		return edm_errf(err, errlen, "out of memory");
+	p = it->blob;
+	memcpy(p, a->norm, a->len + 1);
+	p += a->len + 1;
+	for (size_t i = 0; i < row->nfields; i++) {
+		memcpy(p, row->fields[i], row->lens[i]);
+		p[row->lens[i]] = '\0';
+		p += row->lens[i] + 1;
+	}
+	it->row = row->row;
+	it->nfields = (uint32_t)row->nfields;
+	it->bloblen = (uint32_t)bl;
+	it->queued_at = time(NULL);
+	d = dom_get(s, addr_domain(a));
+	if (d == NULL) {
+		free(it);
+		return edm_errf(err, errlen, "out of memory");
+	}
+	it->dom = d;
+	d->remaining++;
+	s->st.added++;
+	if (jd != NULL) {
+		it->attempts = jd->attempts;
+		it->first_attempt = jd->first_attempt;
+		it->queued_at = jd->queued_at ? jd->queued_at : it->queued_at;
+		it->next_retry = jd->next_retry;
+		if (it->next_retry > time(NULL)) {
+			if (heap_push(s, it) < 0)
+				return edm_errf(err, errlen, "out of memory");
+			sched_kick(s);
+			return 0;
+		}
+	}
+	if (d->nspill > 0 || d->nmem >= DOM_MEM_CAP || s->mem_items >= MEM_ITEMS_CAP) {
+		if (spill_put(s, d, it) < 0)
+			return edm_errf(err, errlen, "%s: cannot write the spill file: %s",
+			                s->o.spill_path, strerror(errno));
+	} else
+		q_push(s, d, it);
+	runnable_add(s, d);
+	sched_kick(s);
+	return 0;
+}
+
+void sched_input_done(struct sched *s)
+{
+	s->input_done = 1;
+	sched_kick(s);
+}
+
+void sched_stop(struct sched *s)
+{
+	if (s->ended)
+		return;
+	if (!s->stopping) {
+		s->stopping = 1;
+		if (s->st.end == SCHED_END_DONE)
+			s->st.end = SCHED_END_STOPPED;
+		uv_timer_start(&s->grace, on_grace, s->smtp->shutdown_grace, 0);
+	}
+	/* idle connections go now; busy ones finish their transaction */
+	for (size_t i = 0; i < s->hcap; i++)
+		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
+			while (d->idle) {
+				struct sconn *sc = d->idle;
+				d->idle = sc->next_idle;
+				sc->st = SC_QUITTING;
+				conn_quit(sc->c);
+			}
+	sched_kick(s);
+}
+
+void sched_stats(const struct sched *s, struct sched_stats *out)
+{
+	*out = s->st;
+	out->deferred_now = s->nheap;
+	out->connections = s->conns;
+	out->pending = total_remaining(s);
+	out->next_retry = s->nheap ? s->heap[0]->next_retry : 0;
+}
+
+void sched_free(struct sched *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->hcap && s->htab; i++)
+		for (struct sdom *d = s->htab[i], *nx; d; d = nx) {
+			nx = d->hnext;
+			for (struct item *it = d->head, *in; it; it = in) {
+				in = it->next;
+				free(it);
+			}
+			if (d->own_targets)
+				free(d->targets);
+			free(d->name);
+			free(d);
+		}
+	for (size_t i = 0; i < s->nheap; i++)
+		free(s->heap[i]);
+	free(s->heap);
+	free(s->htab);
+	for (struct shape *sh = s->shapes, *nx; sh; sh = nx) {
+		nx = sh->next;
+		free(sh->src);
+		free(sh);
+	}
+	while (s->scratch_free) {
+		struct scratch_slot *sl = s->scratch_free;
+		s->scratch_free = sl->next;
+		message_scratch_free(&sl->sc);
+		free(sl);
+	}
+	pthread_mutex_destroy(&s->scratch_lock);
+	if (s->spill_fd >= 0)
+		close(s->spill_fd);
+	free(s->relay_targets);
+	free(s->ring);
+	buf_free(&s->line);
+	free(s);
+}
