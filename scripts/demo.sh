@@ -1,25 +1,93 @@
 #!/usr/bin/env bash
-# demo.sh - the README's first command: install what edm needs, build it,
-# and clean the example campaign's list with `edm validate`, with DNS checks
-# answered by a dnsmasq started on a loopback port (no real resolver is
-# asked), then render row 1's message with `edm preview`. Prints where the
-# results are.
+# demo.sh - the README's first command: a whole campaign end to end, on
+# this machine only. Installs what edm needs, builds it, then:
+#   1. makes a DKIM key (edm dkim keygen) and a GBK copy of the example
+#      list (as Excel on Chinese Windows exports it);
+#   2. cleans the list with `edm validate` (DNS answered by a dnsmasq on a
+#      loopback port: no real resolver is asked);
+#   3. starts `edm sink` (a capture SMTP server) on 127.0.0.1, and sends the
+#      campaign to it with `edm send` (relay mode, DKIM-signed);
+#   4. prints the summary and where results.csv and the messages are.
+# Nothing leaves 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
-[ -d build ] || meson setup build >/dev/null
+[ -f build/build.ninja ] || { rm -rf build; meson setup build >/dev/null; }
 ninja -C build >/dev/null
 
+edm=$(pwd)/build/edm
 out=$(pwd)/examples/spring-sale.out
-echo "== edm validate examples/spring-sale.ini =="
+demo=$out/demo
+rm -rf "$demo"
+mkdir -p "$demo"
+
+# 1. a DKIM key and a GBK list
+"$edm" dkim keygen --domain acme.example --selector demo \
+	--out "$demo/dkim-demo.pem" >"$demo/dkim-record.txt"
+iconv -f utf-8 -t gbk examples/recipients.csv >"$demo/recipients-gbk.csv"
+
+# The demo config: the example campaign, read as GBK, signed, sent to the
+# local sink. (Your own campaign names its real relay here instead.)
+sink_port_file=$demo/sink.port
+sed -e "s|^recipients = .*|recipients = $demo/recipients-gbk.csv|" \
+    -e "s|^encoding = .*|encoding = gbk|" \
+    -e "s|^suppression = .*|suppression = $(pwd)/examples/suppressed.csv|" \
+    -e "s|^text = .*|text = $(pwd)/examples/body.txt|" \
+    -e "s|^html = .*|html = $(pwd)/examples/body.html|" \
+    -e "s|^; out_dir.*|out_dir = $demo/campaign|" \
+    examples/spring-sale.ini >"$demo/spring-sale.ini"
+
+echo "== edm validate (GBK list, DNS from a loopback dnsmasq) =="
 bash tests/with_dnsmasq.sh sh -c \
-	'build/edm validate --resolver "$EDM_TEST_DNS" --out-dir "$1" examples/spring-sale.ini' \
-	sh "$out"
+	'"$1" validate --resolver "$EDM_TEST_DNS" --out-dir "$2" "$3"' \
+	sh "$edm" "$demo/validate" "$demo/spring-sale.ini"
 echo
-echo "== edm preview examples/spring-sale.ini --row 1 =="
-build/edm preview --row 1 --out "$out/row-1.eml" examples/spring-sale.ini
-echo "the message of row 1, as it would be sent: $out/row-1.eml"
+
+# 3. the capture server, then the campaign
+"$edm" sink --listen 127.0.0.1:0 --port-file "$sink_port_file" \
+	--maildir "$demo/maildir" >"$demo/sink.log" 2>&1 &
+sink_pid=$!
+trap 'kill $sink_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -s "$sink_port_file" ] && break; sleep 0.1; done
+port=$(cat "$sink_port_file")
+# send the cleaned list (validate writes clean.csv in UTF-8); suppressions
+# edm adds during the demo go to a copy, not to the example file
+sed -i -e "s|^suppression = .*|suppression = $demo/suppressed.csv|" \
+    -e "s|^recipients = .*|recipients = $demo/validate/clean.csv|" \
+    -e "s|^encoding = .*|encoding = utf-8|" "$demo/spring-sale.ini"
+cp examples/suppressed.csv "$demo/suppressed.csv"
+cat >>"$demo/spring-sale.ini" <<EOF
+
+[dkim]
+domain = acme.example
+selector = demo
+key = $demo/dkim-demo.pem
+
+[smtp]
+mode = relay
+relay = 127.0.0.1:$port     ; edm sink, started by this script
+tls = none                  ; loopback only; a real relay: implicit (465) or starttls
+retry_first = 2s
+retry_for = 10s
+
+[domain *]
+connect_rate = 100/s
+EOF
+
+echo "== edm send (to edm sink on 127.0.0.1:$port) =="
+set +e
+"$edm" send "$demo/spring-sale.ini"
+rc=$?
+set -e
+sleep 0.3
 echo
-echo "Results: $out/clean.csv (kept rows), $out/rejects.csv (reason per row),"
-echo "         $out/row-1.eml (a rendered message; edm preview --all writes every row)"
+echo "== what the sink received =="
+cat "$demo/sink.log"
+echo
+echo "Results:"
+echo "  $demo/campaign/results.csv   one row per recipient (docs/reports.md)"
+echo "  $demo/maildir/new/            the messages as received (open with mutt -f)"
+echo "  $demo/validate/rejects.csv    rows edm validate rejected, with the reason"
+echo "  $demo/dkim-record.txt         the DKIM TXT record to publish"
+exit $rc

@@ -8,13 +8,16 @@ set -euo pipefail
 # Test: CUnit, dnsmasq (DNS fixture server on loopback), python3 (the
 # integration tests check edm's output with Python's csv module),
 # python3-email-validator (the peer in bench/), python3-dkim (verifies
-# every DKIM signature edm makes, independently of OpenSSL's use in edm).
+# every DKIM signature edm makes, independently of OpenSSL's use in edm),
+# postfix (smtp-sink and smtp-source: the volume peer of the send tests and
+# benchmarks; its daemon is not used), python3-aiosmtpd (the scripted SMTP
+# peer with STARTTLS and AUTH).
 PKGS=(
 	gcc libc6-dev pkg-config meson ninja-build python3
 	libuv1-dev libssl-dev libcsv-dev libpcre2-dev libcunit1-dev
 	libc-ares-dev libidn2-dev libgumbo-dev
 	dnsmasq-base python3-email-validator python3-dkim python3-nacl openssl
-	time
+	time postfix python3-aiosmtpd
 )
 
 missing=()
@@ -32,5 +35,8 @@ if [ "$(id -u)" != 0 ]; then
 	SUDO=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks how to configure itself: "No configuration" (we only use
+# its smtp-sink/smtp-source tools, never the mail system).
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections 2>/dev/null || true
 $SUDO apt-get update -q >/dev/null
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+raise SystemExit("placeholder: tests/integration/test_send.py is being written")
