@@ -590,9 +590,10 @@ int send_run(struct config *cfg, const struct send_opts *o)
 		break;
 	}
 out_loop:
+	/* dns first: it may call the scheduler's route callbacks ("cancelled") */
+	dns_free(dns);
 	sched_free(s.sched);
 	s.sched = NULL;
-	dns_free(dns);
 	uv_run(&s.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&s.loop) != 0)
 		log_kv(EDM_LOG_DEBUG, "loop-close", "busy=1");

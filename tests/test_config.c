@@ -337,6 +337,98 @@ static void test_config_message_dkim(void)
 }
 
 /* docs/config.md must document every key the schema accepts. */
+/* [smtp], [domain ...], [provider ...]: typed values, defaults, errors. */
+static void test_config_smtp(void)
+{
+	const char *p = write_file("smtp.ini",
+		"[campaign]\nrecipients = l.csv\n"
+		"[smtp]\n"
+		"relay = smtp.qq.com:465, [::1]:587, backup.example\n"
+		"username = news@acme.example\n"
+		"password_env = QQ_AUTH_CODE\n"
+		"source_ips = 127.0.0.2=mail1.acme.example, 127.0.0.3=mail2.acme.example\n"
+		"max_rate = 600/m\n"
+		"retry_for = 2d\n"
+		"timeout_connect = 1500ms\n"
+		"max_bounce_rate = 5%\n"
+		"[domain gmail.com GoogleMail.com]\nconnections = 3\nrate = 20/s\n"
+		"[domain *.edu]\ndaily_limit = 1000\n"
+		"[provider google]\nmx = *.google.com *.googlemail.com\nconnections = 20\n");
+	struct config *cfg = config_load(p, err, sizeof(err));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	check(cfg != NULL, __LINE__, "%s", err);
+	CU_ASSERT_EQUAL(cfg->smtp.mode, CFG_MODE_RELAY);
+	CU_ASSERT_EQUAL_FATAL(cfg->smtp.nrelays, 3);
+	CU_ASSERT_STRING_EQUAL(cfg->smtp.relays[0].host, "smtp.qq.com");
+	CU_ASSERT_EQUAL(cfg->smtp.relays[0].port, 465);
+	CU_ASSERT_EQUAL(cfg->smtp.relays[0].tls, CFG_TLS_IMPLICIT);  /* RFC 8314 */
+	CU_ASSERT_STRING_EQUAL(cfg->smtp.relays[1].host, "::1");
+	CU_ASSERT_EQUAL(cfg->smtp.relays[1].port, 587);
+	CU_ASSERT_EQUAL(cfg->smtp.relays[1].tls, CFG_TLS_STARTTLS);
+	CU_ASSERT_EQUAL(cfg->smtp.relays[2].port, 25);
+	CU_ASSERT_EQUAL(cfg->smtp.tls_verify, -1);                   /* unset */
+	CU_ASSERT_EQUAL_FATAL(cfg->smtp.nsource_ips, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->smtp.source_ips[1].ip, "127.0.0.3");
+	CU_ASSERT_STRING_EQUAL(cfg->smtp.source_ips[1].helo, "mail2.acme.example");
+	CU_ASSERT_DOUBLE_EQUAL(cfg->smtp.max_rate, 10.0, 1e-9);
+	CU_ASSERT_EQUAL(cfg->smtp.retry_for, 2u * 86400 * 1000);
+	CU_ASSERT_EQUAL(cfg->smtp.timeout_connect, 1500);
+	CU_ASSERT_EQUAL(cfg->smtp.timeout_dot, 600000);              /* RFC 1047 */
+	CU_ASSERT_EQUAL(cfg->smtp.retry_first, 300000);              /* greylisting */
+	CU_ASSERT_DOUBLE_EQUAL(cfg->smtp.max_bounce_rate, 0.05, 1e-9);
+	CU_ASSERT_EQUAL_FATAL(cfg->ndomains, 2);
+	CU_ASSERT_EQUAL_FATAL(cfg->domains[0].npatterns, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->domains[0].patterns[1], "googlemail.com");
+	CU_ASSERT_EQUAL(cfg->domains[0].connections, 3);
+	CU_ASSERT_DOUBLE_EQUAL(cfg->domains[0].rate, 20.0, 1e-9);
+	CU_ASSERT_EQUAL(cfg->domains[0].messages_per_connection, CFG_UNSET);
+	CU_ASSERT(cfg->domains[0].burst < 0);
+	CU_ASSERT_EQUAL(cfg->domains[1].daily_limit, 1000);
+	CU_ASSERT_EQUAL_FATAL(cfg->nproviders, 1);
+	CU_ASSERT_EQUAL(cfg->providers[0].npatterns, 2);
+	CU_ASSERT_EQUAL(cfg->providers[0].connections, 20);
+	config_free(cfg);
+
+	/* mx mode by default when no relay is named; tls opportunistic */
+	p = write_file("mx.ini", "[campaign]\nrecipients = l.csv\n[smtp]\nmx_port = 2525\n");
+	cfg = config_load(p, err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->smtp.mode, CFG_MODE_MX);
+	CU_ASSERT_EQUAL(cfg->smtp.tls, CFG_TLS_OPPORTUNISTIC);
+	CU_ASSERT_EQUAL(cfg->smtp.mx_port, 2525);
+	config_free(cfg);
+
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nmode = carrier-pigeon\n",
+	                    "bad.ini:4: [smtp] mode: 'carrier-pigeon' must be relay");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nrelay = host:99999\n",
+	                    "bad.ini:4: [smtp] relay: 'host:99999' must be host:port");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nmode = relay\n",
+	                    "bad.ini:3: [smtp] mode = relay needs relay = host:port");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\ntls = maybe\n",
+	                    "bad.ini:4: [smtp] tls: 'maybe' must be starttls");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nsource_ips = 1.2.3.4\n",
+	                    "bad.ini:4: [smtp] source_ips: '1.2.3.4' must be IP=helo.name");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nmax_rate = fast\n",
+	                    "bad.ini:4: max_rate: 'fast' is not a rate");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\ntimeout_dot = 60s\n",
+	                    "bad.ini:4: timeout_dot: '60s' must be a duration from 600s");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nretry_for = soon\n",
+	                    "bad.ini:4: retry_for: 'soon' must be a duration");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\nmax_bounce_rate = 150%\n",
+	                    "bad.ini:4: max_bounce_rate: '150%' must be a percentage");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[smtp]\npassword_env = X\n",
+	                    "bad.ini:4: [smtp] password_env is set but username is not");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[domain]\nconnections = 2\n",
+	                    "bad.ini:3: [domain] needs the recipient domains");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[domain g*mail.com]\n",
+	                    "bad.ini:3: [domain g*mail.com]: 'g*mail.com' is not a domain pattern");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[provider google]\nconnections = 2\n",
+	                    "bad.ini:3: [provider google] needs mx =");
+	expect_config_error("[campaign]\nrecipients = l.csv\n[domain qq.com]\nconections = 2\n",
+	                    "bad.ini:4: unknown key 'conections' in [domain] (did you mean 'connections'?)");
+}
+
 static void test_config_documented(void)
 {
 	FILE *f = fopen(EDM_FIXTURES "/../../docs/config.md", "r");
@@ -364,6 +456,7 @@ static void test_config_documented(void)
 
 static const struct test_case tests[] = {
 	{ "ini_basic", test_ini_basic },
+	{ "config_smtp", test_config_smtp },
 	{ "ini_quotes_and_comments", test_ini_quotes_and_comments },
 	{ "ini_long_utf8_line", test_ini_long_utf8_line },
 	{ "ini_continuation", test_ini_continuation },
