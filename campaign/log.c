@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static enum edm_log_level current = EDM_LOG_WARN;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -62,20 +63,41 @@ void log_init(void)
 			current = (enum edm_log_level)i;
 }
 
+static FILE *log_file;
+static enum edm_log_level file_level = EDM_LOG_INFO;
+
+void log_set_file(FILE *f, enum edm_log_level level)
+{
+	log_file = f;
+	file_level = level;
+}
+
 int log_enabled(enum edm_log_level level)
 {
-	return level <= current;
+	return level <= current || (log_file != NULL && level <= file_level);
 }
 
 void log_kv(enum edm_log_level level, const char *event, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!log_enabled(level))
-		return;
-	fprintf(stderr, "edm level=%s event=%s ", level_names[level], event);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
+	if (level <= current) {
+		fprintf(stderr, "edm level=%s event=%s ", level_names[level], event);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	if (log_file != NULL && level <= file_level) {
+		char ts[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(log_file, "time=%s level=%s event=%s ", ts, level_names[level], event);
+		va_start(ap, fmt);
+		vfprintf(log_file, fmt, ap);
+		va_end(ap);
+		fputc('\n', log_file);
+	}
 }

@@ -12,6 +12,7 @@
 #define EDM_LOG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum edm_log_level {
 	EDM_LOG_ERROR = 0,
@@ -36,6 +37,10 @@ int edm_errf(char *err, size_t errlen, const char *fmt, ...)
 void log_set_level(enum edm_log_level level);
 void log_init(void);
 int log_enabled(enum edm_log_level level);
+
+/* Also write log_kv lines up to 'level' to f (with a time=), whatever
+ * EDM_LOG says (edm send's OUT_DIR/send.log); NULL stops. */
+void log_set_file(FILE *f, enum edm_log_level level);
 
 /* "edm level=L event=EVENT " followed by the formatted key=value pairs. */
 void log_kv(enum edm_log_level level, const char *event, const char *fmt, ...)

@@ -10,6 +10,7 @@
 #include "send.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -348,6 +349,7 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	const char *password = NULL, *mail_from;
 	int rc = EX_SOFTWARE, jrc;
 	struct sched_stats st;
+	FILE *logf = NULL;
 
 	s.cfg = cfg;
 	s.o = o;
@@ -470,6 +472,17 @@ int send_run(struct config *cfg, const struct send_opts *o)
 			}
 		}
 	}
+	if (!o->dry_run && o->test_to == NULL) {
+		char lp[4096];
+		int fd;
+		snprintf(lp, sizeof(lp), "%s/send.log", cfg->campaign.out_dir);
+		fd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0 && (logf = fdopen(fd, "a")) != NULL) {
+			setvbuf(logf, NULL, _IOLBF, 0);
+			log_set_file(logf, EDM_LOG_INFO);
+		} else if (fd >= 0)
+			close(fd);
+	}
 	if (uv_loop_init(&s.loop) != 0) {
 		edm_error("cannot start the event loop");
 		goto out;
@@ -551,6 +564,9 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	if (s.journal)
 		journal_sync(s.journal);
 	rc = end_code(&st, s.failed);
+	log_kv(EDM_LOG_INFO, "send-end", "campaign=%s delivered=%zu bounced=%zu expired=%zu "
+	       "skipped=%zu pending=%zu exit=%d", cfg->campaign.name, st.delivered,
+	       st.bounced, st.expired, st.skipped + s.skipped_read, st.pending, rc);
 	if (!o->quiet) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -598,6 +614,10 @@ out_loop:
 	if (uv_loop_close(&s.loop) != 0)
 		log_kv(EDM_LOG_DEBUG, "loop-close", "busy=1");
 out:
+	if (logf != NULL) {
+		log_set_file(NULL, EDM_LOG_INFO);
+		fclose(logf);
+	}
 	tls_config_free(tv);
 	tls_config_free(tn);
 	journal_close(s.journal);

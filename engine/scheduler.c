@@ -74,8 +74,11 @@ struct shape {
 	double rate, burst, connect_rate;
 	unsigned daily;
 	struct shape_src *src;     /* one per source IP */
-	struct shape *next;
+	struct shape *next;        /* all shapes (for freeing) */
+	struct shape *hnext;       /* hash chain by name */
 };
+
+#define SHAPE_BUCKETS 4096
 
 /* ---- targets (hosts) ---- */
 
@@ -155,6 +158,7 @@ struct sched {
 	size_t hcap, ndoms;
 	struct sdom *runnable;
 	struct shape *shapes;
+	struct shape *shape_hash[SHAPE_BUCKETS];
 	size_t nsrc;
 	struct item **heap;
 	size_t nheap, heapcap;
@@ -252,9 +256,11 @@ static size_t words_score(const char *words, const char *domain)
 	return best;
 }
 
+static uint64_t hash_str(const char *p);
+
 static struct shape *shape_get(struct sched *s, const char *key)
 {
-	for (struct shape *sh = s->shapes; sh; sh = sh->next)
+	for (struct shape *sh = s->shape_hash[hash_str(key) % SHAPE_BUCKETS]; sh; sh = sh->hnext)
 		if (strcmp(sh->name, key) == 0)
 			return sh;
 	return NULL;
@@ -290,6 +296,8 @@ static struct shape *shape_make(struct sched *s, const char *key, unsigned conns
 	}
 	sh->next = s->shapes;
 	s->shapes = sh;
+	sh->hnext = s->shape_hash[hash_str(sh->name) % SHAPE_BUCKETS];
+	s->shape_hash[hash_str(sh->name) % SHAPE_BUCKETS] = sh;
 	return sh;
 }
 
@@ -301,7 +309,7 @@ static struct shape *shape_for(struct sched *s, const char *domain)
 	const struct config_shape *user = NULL, *ustar = NULL;
 	const struct shipped_shape *ship = &shipped[0];
 	size_t ubest = 0, sbest = 1;
-	char key[160];
+	char key[200];
 
 	for (size_t i = 0; i < cfg->ndomains; i++) {
 		const struct config_shape *c = &cfg->domains[i];
@@ -322,11 +330,20 @@ static struct shape *shape_for(struct sched *s, const char *domain)
 			ship = &shipped[i];
 		}
 	}
-	/* the more specific of user and shipped names the shape */
+	/* The more specific of user and shipped names the shape. A section
+	 * that lists domains by name is one budget for all of them ([domain
+	 * gmail.com googlemail.com]); a wildcard (*, *.edu) gives each
+	 * domain it matches its own budget with those limits, as KumoMTA's
+	 * and PowerMTA's per-destination defaults do. */
+	int by_name = (user != NULL && ubest >= sbest) ? ubest == 100000 : sbest == 100000;
 	if (user != NULL && ubest >= sbest)
-		snprintf(key, sizeof(key), "domain:%s", user->name);
+		snprintf(key, sizeof(key), "domain:%.60s", user->name);
 	else
 		snprintf(key, sizeof(key), "shipped:%.60s", ship->patterns);
+	if (!by_name) {
+		size_t kl = strlen(key);
+		snprintf(key + kl, sizeof(key) - kl, "@%.80s", domain);
+	}
 	struct shape *sh = shape_get(s, key);
 	if (sh != NULL)
 		return sh;
