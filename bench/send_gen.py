@@ -61,8 +61,8 @@ def write_file(path, text):
     os.replace(tmp, path)
 
 
-# Paragraphs of 3-5 sentences, the code line in the second one, until the
-# body (head and tail included) reaches target bytes.
+# Paragraphs of 3-5 sentences, the code line in the second one, while one
+# more brings the body (head and tail included) closer to target bytes.
 def body(target, wrap, head, tail):
     out = [head]
     size = len(head) + len(tail) + 2
@@ -74,7 +74,7 @@ def body(target, wrap, head, tail):
         if n == 1:
             p = CODE_LINE + " " + p
         line = wrap(p)
-        if n > 0 and size + len(line) + 1 > target:
+        if n > 0 and abs(size + len(line) + 1 - target) >= abs(size - target):
             break
         out.append(line)
         size += len(line) + 1

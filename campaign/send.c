@@ -169,7 +169,17 @@ static void on_read(uv_idle_t *h)
 	const struct csv_row *r;
 
 	for (int i = 0; i < READ_SLICE; i++) {
-		int rc = csv_reader_next(s->reader, &r, s->err, sizeof(s->err));
+		struct sched_stats st;
+		int rc;
+		/* --test-to: the first N sendable rows only */
+		if (s->o->test_to != NULL) {
+			sched_stats(s->sched, &st);
+			if (st.added >= (s->o->limit ? s->o->limit : 1)) {
+				stop_reader(s);
+				return;
+			}
+		}
+		rc = csv_reader_next(s->reader, &r, s->err, sizeof(s->err));
 		if (rc == 0) {
 			stop_reader(s);
 			return;

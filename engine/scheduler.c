@@ -1592,7 +1592,8 @@ static void dispatch(struct sched *s)
 		n++;
 		pp = &d->rnext;
 	}
-	qsort(pv, n, sizeof(*pv), prio_cmp);
+	if (n > 1)
+		qsort(pv, n, sizeof(*pv), prio_cmp);
 	for (size_t i = 0; i < n; i++)
 		dispatch_domain(s, pv[i].d, now, &next_wake);
 	free(pv);

@@ -232,6 +232,10 @@ static void test_line_cap(void)
 	size_t used;
 	int code = 0, rc;
 
+	if (in == NULL) {
+		CU_FAIL("out of memory");
+		return;
+	}
 	/* exactly 4096 octets with the CRLF: accepted */
 	memcpy(in, "250 ", 4);
 	memset(in + 4, 'a', SMTP_REPLY_LINE_MAX - 6);
