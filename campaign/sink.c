@@ -14,6 +14,10 @@
  * 250; the sink stops when the last connection is gone, or after
  * SINK_DRAIN_MS. Stopping never happens inside a conn callback: it is
  * deferred to a timer callback.
+ *
+ * From engine/conn.h it uses only struct conn_server_ops, conn_listen()
+ * and conn_listener_close(). It does not time out idle clients (that is
+ * conn.c's business, if anyone's) and never relays anything.
  */
 #include "sink.h"
 

@@ -1336,8 +1336,16 @@ static void fail_domain_items(struct sched *s, struct sdom *d, const char *statu
 	struct item *it;
 	struct outcome o = { .status = status, .category = category, .reply = reply };
 
-	while ((it = q_pop(s, d)) != NULL)
+	while ((it = q_pop(s, d)) != NULL) {
+		if (strcmp(category, "bad-domain") == 0 && strcmp(status, "bounced") == 0 &&
+		    s->o.suppress_path != NULL && s->o.journal != NULL) {
+			char err[256];
+			if (suppress_append(s->o.suppress_path, item_email(it), category,
+			                    time(NULL), s->o.cfg->campaign.name, err, sizeof(err)) < 0)
+				edm_warn("%s", err);
+		}
 		final(s, it, &o);
+	}
 }
 
 static void on_route(void *arg, const struct dns_route *r)

@@ -153,7 +153,8 @@ struct smtp_server *smtp_server_new(const struct smtp_server_opts *o)
 		return NULL;
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return NULL;
-	s->name = strdup(o->name != NULL ? o->name : "localhost");
+	/* 255: the longest domain (RFC 5321 4.5.3.1.2); replies stay short */
+	s->name = strndup(o->name != NULL ? o->name : "localhost", 255);
 	if (s->name == NULL) {
 		free(s);
 		return NULL;
@@ -272,7 +273,9 @@ static int parse_path(const char *a, int allow_empty, char **addr,
 	return 0;
 }
 
-/* Check the MAIL parameters in p: 0, or the error reply to give. */
+/* Check the MAIL parameters in p: NULL when fine, else the reply to give
+ * (only SIZE= is looked at; RFC 1870 says refuse a declared size over the
+ * limit at MAIL). */
 static const char *check_mail_params(const struct smtp_server *s,
                                      const char *p)
 {
@@ -305,6 +308,7 @@ static const char *check_mail_params(const struct smtp_server *s,
 
 /* ---- commands ---- */
 
+/* EHLO: remember the name, reset the transaction, list the extensions. */
 static void cmd_ehlo(struct smtp_server *s, const char *args, struct buf *out)
 {
 	char *h;
@@ -330,6 +334,7 @@ static void cmd_ehlo(struct smtp_server *s, const char *args, struct buf *out)
 	      "250 HELP", s->name, s->lim.max_size);
 }
 
+/* HELO: like EHLO without the extension list (RFC 5321 4.1.1.1). */
 static void cmd_helo(struct smtp_server *s, const char *args, struct buf *out)
 {
 	char *h;
@@ -348,6 +353,7 @@ static void cmd_helo(struct smtp_server *s, const char *args, struct buf *out)
 	reply(s, out, "250 %s", s->name);
 }
 
+/* MAIL FROM:<path> [params]: start a transaction after EHLO/HELO. */
 static void cmd_mail(struct smtp_server *s, const char *args, struct buf *out)
 {
 	const char *rest, *bad;
@@ -383,6 +389,7 @@ static void cmd_mail(struct smtp_server *s, const char *args, struct buf *out)
 	reply(s, out, "250 2.1.0 Ok");
 }
 
+/* RCPT TO:<path>: any address, up to max_rcpts per transaction. */
 static void cmd_rcpt(struct smtp_server *s, const char *args, struct buf *out)
 {
 	const char *rest;
@@ -423,6 +430,7 @@ static void cmd_rcpt(struct smtp_server *s, const char *args, struct buf *out)
 	reply(s, out, "250 2.1.5 Ok");
 }
 
+/* DATA: 354 and switch to message data once MAIL and a RCPT were given. */
 static void cmd_data(struct smtp_server *s, const char *args, struct buf *out)
 {
 	if (*args != '\0') {
@@ -465,6 +473,7 @@ static void cmd_quit(struct smtp_server *s, const char *args, struct buf *out)
 	set_state(s, SS_CLOSED);
 }
 
+/* VRFY: never says whether an address exists. */
 static void cmd_vrfy(struct smtp_server *s, const char *args, struct buf *out)
 {
 	if (*args == '\0') {

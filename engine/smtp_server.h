@@ -22,8 +22,9 @@
  *   a command out of order "503 5.5.1"; a malformed one "501 5.5.4"; a
  *   line longer than SMTP_SERVER_LINE_MAX "500 5.5.2" (the rest of that
  *   line is discarded, never buffered). Command lines end with CRLF; a bare
- *   LF is accepted there. After limits.max_errors 5xx replies to commands
- *   the session says 421 and closes (a peer that speaks no SMTP).
+ *   LF is accepted there. After limits.max_errors protocol error replies
+ *   (500..504) the session says 421 and closes (a peer that speaks no
+ *   SMTP); policy refusals (452, 552) do not count.
  * - EHLO offers PIPELINING, SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES,
  *   AUTH PLAIN LOGIN and HELP; never STARTTLS (the sink is for loopback).
  * - AUTH PLAIN and AUTH LOGIN (with or without an initial response) accept
@@ -77,7 +78,7 @@
 struct smtp_server_limits {
 	size_t max_size;         /* octets per message, after un-stuffing */
 	size_t max_rcpts;        /* RCPT TO per transaction */
-	unsigned max_errors;     /* 5xx replies to commands before 421 */
+	unsigned max_errors;     /* 500..504 replies before 421 */
 };
 
 /* One accepted message, as on_message() sees it. */
