@@ -25,6 +25,9 @@ int buf_reserve(struct buf *b, size_t extra)
 		return -1;
 	b->data = p;
 	b->cap = cap;
+	/* a reserved but still empty buffer is a valid empty C string too
+	 * (a template that renders nothing leaves it so) */
+	b->data[b->len] = '\0';
 	return 0;
 }
 

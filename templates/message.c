@@ -615,7 +615,7 @@ static const char *trimmed(struct buf *b)
 {
 	size_t i = 0;
 
-	if (b->data == NULL)
+	if (b->data == NULL || b->len == 0)
 		return NULL;
 	while (b->len > 0 && (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == '\t'))
 		b->data[--b->len] = '\0';
