@@ -35,7 +35,6 @@
 #include "recipients.h"
 #include "results.h"
 #include "scheduler.h"
-#include "smtp_session.h"
 #include "strset.h"
 #include "suppress.h"
 #include "tls.h"
@@ -60,6 +59,7 @@ struct send {
 	struct buf line;
 	int reading, done, failed, signals;
 	size_t skipped_read, resumed_finals;
+	size_t queued;        /* rows given to the scheduler */
 	char err[512];
 	struct timespec start;
 	size_t last_final;
@@ -151,6 +151,7 @@ static int read_row(struct send *s, const struct csv_row *r)
 	if (s->suppressed != NULL && strset_has(s->suppressed, a.key, a.len))
 		return read_final(s, r, a.norm, "suppressed", "suppressed",
 		                  s->cfg->campaign.suppression);
+	s->queued++;
 	return sched_add(s->sched, r, &a, st == 2 ? &jd : NULL, s->err, sizeof(s->err));
 }
 
@@ -169,15 +170,11 @@ static void on_read(uv_idle_t *h)
 	const struct csv_row *r;
 
 	for (int i = 0; i < READ_SLICE; i++) {
-		struct sched_stats st;
 		int rc;
 		/* --test-to: the first N sendable rows only */
-		if (s->o->test_to != NULL) {
-			sched_stats(s->sched, &st);
-			if (st.added >= (s->o->limit ? s->o->limit : 1)) {
-				stop_reader(s);
-				return;
-			}
+		if (s->o->test_to != NULL && s->queued >= (s->o->limit ? s->o->limit : 1)) {
+			stop_reader(s);
+			return;
 		}
 		rc = csv_reader_next(s->reader, &r, s->err, sizeof(s->err));
 		if (rc == 0) {
@@ -298,10 +295,7 @@ static int resolve_relays(struct config *cfg, struct sched_relay **out, char *er
 		memcpy(&v[i].addr, ai->ai_addr, ai->ai_addrlen);
 		freeaddrinfo(ai);
 		v[i].host = m->relays[i].host;
-		v[i].tls = m->relays[i].tls == CFG_TLS_IMPLICIT ? SMTP_TLS_IMPLICIT
-		         : m->relays[i].tls == CFG_TLS_STARTTLS ? SMTP_TLS_STARTTLS
-		         : m->relays[i].tls == CFG_TLS_OPPORTUNISTIC ? SMTP_TLS_OPPORTUNISTIC
-		         : SMTP_TLS_NONE;
+		v[i].tls = (int)sched_tls_mode(m->relays[i].tls);
 	}
 	*out = v;
 	return 0;
@@ -512,9 +506,13 @@ int send_run(struct config *cfg, const struct send_opts *o)
 		}
 	}
 	if (!o->dry_run) {
-		tv = tls_config_client(1, cfg->smtp.ca_file, err, sizeof(err));
-		tn = tls_config_client(0, cfg->smtp.ca_file, err, sizeof(err));
-		if (tv == NULL || tn == NULL) {
+		/* only the config connections use: loading the CA store is the
+		 * costly part of start-up */
+		if (sched_tls_verify(&cfg->smtp))
+			tv = tls_config_client(1, cfg->smtp.ca_file, err, sizeof(err));
+		else
+			tn = tls_config_client(0, cfg->smtp.ca_file, err, sizeof(err));
+		if (tv == NULL && tn == NULL) {
 			edm_error("%s: [smtp] ca_file: %s", config_where(cfg, "smtp", "ca_file"), err);
 			rc = EX_CONFIG;
 			goto out_loop;

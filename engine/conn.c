@@ -109,8 +109,9 @@ static void write_done(uv_write_t *w, int status)
 	free(w);
 }
 
-/* Queue n bytes on the socket (the request owns its copy). */
-static int net_write(struct conn *c, const void *p, size_t n)
+/* Queue n bytes on a stream; the request owns its copy and frees it in
+ * write_done (client and server side alike). */
+static int write_copy(uv_stream_t *st, const void *p, size_t n)
 {
 	uv_write_t *w;
 	uv_buf_t b;
@@ -122,11 +123,16 @@ static int net_write(struct conn *c, const void *p, size_t n)
 		return -1;
 	memcpy(w + 1, p, n);
 	b = uv_buf_init((char *)(w + 1), (unsigned)n);
-	if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, write_done) < 0) {
+	if (uv_write(w, st, &b, 1, write_done) < 0) {
 		free(w);
 		return -1;
 	}
 	return 0;
+}
+
+static int net_write(struct conn *c, const void *p, size_t n)
+{
+	return write_copy((uv_stream_t *)&c->tcp, p, n);
 }
 
 /* Move the TLS engine's ciphertext to the socket. */
@@ -551,18 +557,8 @@ static void srv_shutdown_done(uv_shutdown_t *req, int status)
 /* Write what the handler produced; close after it when asked. */
 static void srv_send(struct srv_conn *sc, struct buf *out, int close_after)
 {
-	uv_write_t *w;
-	uv_buf_t b;
-
-	if (out->len > 0) {
-		w = malloc(sizeof(*w) + out->len);
-		if (w != NULL) {
-			memcpy(w + 1, out->data, out->len);
-			b = uv_buf_init((char *)(w + 1), (unsigned)out->len);
-			if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, write_done) < 0)
-				free(w);
-		}
-	}
+	/* a failed write shows up as a read error on this connection */
+	(void)write_copy((uv_stream_t *)&sc->tcp, out->data, out->len);
 	buf_reset(out);
 	if (close_after) {
 		uv_shutdown_t *req = malloc(sizeof(*req));

@@ -169,6 +169,7 @@ struct sched {
 	size_t nrelay_targets;
 	unsigned conns;            /* open or connecting, all domains */
 	struct tbucket global_rate;
+	struct twindow_policy winpol; /* from [smtp] backoff_*, set once */
 	unsigned src_rr;
 	pthread_mutex_t scratch_lock;
 	struct scratch_slot *scratch_free;
@@ -189,6 +190,12 @@ static uint64_t now_ms(struct sched *s)
 {
 	uv_update_time(s->loop);
 	return uv_now(s->loop);
+}
+
+/* r in [0, 1) for the retry jitter (throttle_retry_delay). */
+static double jitter_r(void)
+{
+	return (double)rand() / ((double)RAND_MAX + 1);
 }
 
 /* ---- shapes: shipped defaults and [domain] sections ---- */
@@ -703,6 +710,16 @@ static void final(struct sched *s, struct item *it, const struct outcome *o)
 	} else if (s->o.test_to == NULL)
 		log_kv(EDM_LOG_INFO, "outcome", "row=%zu status=%s code=%d", it->row,
 		       o->status, o->code);
+	/* hard bounces that say the address is dead are never mailed again,
+	 * whoever decided them (an SMTP reply, or DNS for bad-domain) */
+	if (strcmp(o->status, "bounced") == 0 && o->category != NULL &&
+	    s->o.suppress_path != NULL && s->o.journal != NULL) {
+		int cat = bounce_category_parse(o->category);
+		if (cat >= 0 && bounce_category_suppresses((enum bounce_category)cat) &&
+		    suppress_append(s->o.suppress_path, item_email(it), o->category,
+		                    time(NULL), s->o.cfg->campaign.name, err, sizeof(err)) < 0)
+			edm_warn("%s", err);
+	}
 	if (strcmp(o->status, "delivered") == 0) {
 		s->st.delivered++;
 		bounce_window(s, 0);
@@ -725,7 +742,7 @@ static void defer(struct sched *s, struct item *it, const struct outcome *o,
 	time_t now = time(NULL);
 	uint64_t delay = throttle_retry_delay(it->attempts ? it->attempts : 1,
 	                                      m->retry_first, m->retry_max_interval,
-	                                      0.2, (double)rand() / ((double)RAND_MAX + 1));
+	                                      0.2, jitter_r());
 	char err[256];
 
 	if (greylist && delay < 300000 && m->retry_first >= 300000)
@@ -816,7 +833,6 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 	struct sdom *d = sc->d;
 	struct outcome o = { 0 };
 	struct classify_result cr;
-	char code_s[8];
 
 	sc->item = NULL;
 	d->busy--;
@@ -828,13 +844,10 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 	o.src = s->smtp->nsource_ips ? s->smtp->source_ips[sc->src].ip : NULL;
 	o.tls = conn_tls_desc(sc->c);
 	o.msgid = sc->msgid;
-	(void)code_s;
 	if (r->accepted) {
 		o.status = "delivered";
 		final(s, it, &o);
-		if (twindow_success(&d->shape->src[sc->src].win,
-		                    &(struct twindow_policy){ s->smtp->backoff_period,
-		                                              s->smtp->backoff_pause, 50 }))
+		if (twindow_success(&d->shape->src[sc->src].win, &s->winpol))
 			log_kv(EDM_LOG_INFO, "window", "shape=%s factor=%.3f change=grow",
 			       d->shape->name, d->shape->src[sc->src].win.factor);
 		return;
@@ -842,9 +855,8 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 	classify_reply(s->o.cls, r->reply.code, r->reply.enhanced, r->reply.text, &cr);
 	o.category = bounce_category_name(cr.category);
 	if (cr.slowdown) {
-		struct twindow_policy p = { s->smtp->backoff_period, s->smtp->backoff_pause, 50 };
 		struct shape_src *ss = &d->shape->src[sc->src];
-		if (twindow_slowdown(&ss->win, &p, now_ms(s))) {
+		if (twindow_slowdown(&ss->win, &s->winpol, now_ms(s))) {
 			tbucket_set_rate(&ss->rate, d->shape->rate * ss->win.factor, now_ms(s));
 			log_kv(EDM_LOG_WARN, "window", "shape=%s factor=%.3f change=halve reply=\"%d %s\"",
 			       d->shape->name, ss->win.factor, r->reply.code, r->reply.enhanced);
@@ -861,13 +873,6 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 	}
 	if (cr.cls == BOUNCE_HARD) {
 		o.status = "bounced";
-		if (bounce_category_suppresses(cr.category) && s->o.suppress_path != NULL &&
-		    s->o.journal != NULL) {
-			char err[256];
-			if (suppress_append(s->o.suppress_path, item_email(it), o.category,
-			                    time(NULL), s->o.cfg->campaign.name, err, sizeof(err)) < 0)
-				edm_warn("%s", err);
-		}
 		final(s, it, &o);
 		return;
 	}
@@ -1215,7 +1220,7 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 			         bounce_category_name((enum bounce_category)cat));
 			breaker(s, d, why);
 		} else if (e->close == SMTP_CLOSE_REJECTED && e->reply.code >= 500 &&
-		           is_sender_side(cat) == 0 && cat == CAT_SPAM_RELATED) {
+		           cat == CAT_SPAM_RELATED) {
 			char why[700];
 			snprintf(why, sizeof(why), "%s refused us at the greeting: %d %s",
 			         conn_peer(c), e->reply.code, e->reply.text);
@@ -1237,7 +1242,7 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 				d->backoff_until = now_ms(s) +
 					throttle_retry_delay(d->route_failures, s->smtp->retry_first,
 					                     s->smtp->retry_max_interval, 0.2,
-					                     (double)rand() / ((double)RAND_MAX + 1));
+					                     jitter_r());
 				if (s->smtp->dead_host_for > 0 && d->backoff_until < now_ms(s) + 1000)
 					d->backoff_until = now_ms(s) + 1000;
 				for (size_t i = 0; i < d->ntargets; i++)
@@ -1296,8 +1301,7 @@ static int open_conn(struct sched *s, struct sdom *d, unsigned src, uint64_t now
 	t.host = d->targets[ti].host;
 	t.source_ip = m->nsource_ips ? m->source_ips[src].ip : NULL;
 	t.tls = (enum smtp_tls_mode)d->targets[ti].tls;
-	t.tls_config = (m->mode == CFG_MODE_RELAY ? m->tls_verify != 0 : m->tls_verify == 1)
-	               ? s->o.tls_verify : s->o.tls_noverify;
+	t.tls_config = sched_tls_verify(m) ? s->o.tls_verify : s->o.tls_noverify;
 	t.connect_timeout_ms = m->timeout_connect;
 	t.session.helo = m->nsource_ips ? m->source_ips[src].helo : s->o.helo;
 	t.session.username = m->username;
@@ -1336,16 +1340,8 @@ static void fail_domain_items(struct sched *s, struct sdom *d, const char *statu
 	struct item *it;
 	struct outcome o = { .status = status, .category = category, .reply = reply };
 
-	while ((it = q_pop(s, d)) != NULL) {
-		if (strcmp(category, "bad-domain") == 0 && strcmp(status, "bounced") == 0 &&
-		    s->o.suppress_path != NULL && s->o.journal != NULL) {
-			char err[256];
-			if (suppress_append(s->o.suppress_path, item_email(it), category,
-			                    time(NULL), s->o.cfg->campaign.name, err, sizeof(err)) < 0)
-				edm_warn("%s", err);
-		}
+	while ((it = q_pop(s, d)) != NULL)
 		final(s, it, &o);
-	}
 }
 
 static void on_route(void *arg, const struct dns_route *r)
@@ -1387,10 +1383,7 @@ static void on_route(void *arg, const struct dns_route *r)
 					((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)m->mx_port);
 				else
 					((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)m->mx_port);
-				t->tls = m->tls == CFG_TLS_NONE ? SMTP_TLS_NONE
-				       : m->tls == CFG_TLS_STARTTLS ? SMTP_TLS_STARTTLS
-				       : m->tls == CFG_TLS_IMPLICIT ? SMTP_TLS_IMPLICIT
-				       : SMTP_TLS_OPPORTUNISTIC;
+				t->tls = (int)sched_tls_mode(m->tls);
 				used = 1;
 			}
 			hosts += (size_t)used;
@@ -1724,11 +1717,9 @@ end:
 		s->o.done(s->o.arg);
 }
 
-static void on_grace(uv_timer_t *t)
+/* QUIT every idle connection (busy ones finish their transaction). */
+static void quit_idle(struct sched *s)
 {
-	struct sched *s = t->data;
-
-	/* abort every connection still open */
 	for (size_t i = 0; i < s->hcap; i++)
 		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
 			while (d->idle) {
@@ -1737,11 +1728,41 @@ static void on_grace(uv_timer_t *t)
 				sc->st = SC_QUITTING;
 				conn_quit(sc->c);
 			}
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	struct sched *s = t->data;
+
+	/* connections still busy keep their own (command) timeouts */
+	quit_idle(s);
 	log_kv(EDM_LOG_WARN, "grace-over", "connections=%u", s->conns);
 	s->st.end = SCHED_END_STOPPED;
 }
 
 /* ---- public ---- */
+
+enum smtp_tls_mode sched_tls_mode(enum cfg_tls t)
+{
+	switch (t) {
+	case CFG_TLS_NONE:
+		return SMTP_TLS_NONE;
+	case CFG_TLS_STARTTLS:
+		return SMTP_TLS_STARTTLS;
+	case CFG_TLS_IMPLICIT:
+		return SMTP_TLS_IMPLICIT;
+	case CFG_TLS_OPPORTUNISTIC:
+		break;
+	}
+	return SMTP_TLS_OPPORTUNISTIC;
+}
+
+int sched_tls_verify(const struct config_smtp *m)
+{
+	/* relays: verify unless tls_verify = no; MX hosts (RFC 7435):
+	 * only when tls_verify = yes is written */
+	return m->mode == CFG_MODE_RELAY ? m->tls_verify != 0 : m->tls_verify == 1;
+}
 
 struct sched *sched_new(const struct sched_opts *o, char *err, size_t errlen)
 {
@@ -1784,6 +1805,9 @@ struct sched *sched_new(const struct sched_opts *o, char *err, size_t errlen)
 	uv_idle_init(s->loop, &s->kick);
 	s->timer.data = s->grace.data = s->kick.data = s;
 	tbucket_init(&s->global_rate, s->smtp->max_rate, 0, now_ms(s));
+	/* grow back by a quarter every 50 deliveries (docs/SCHEDULER.md) */
+	s->winpol = (struct twindow_policy){ s->smtp->backoff_period,
+	                                     s->smtp->backoff_pause, 50 };
 	return s;
 oom:
 	edm_errf(err, errlen, "out of memory");
@@ -1863,15 +1887,7 @@ void sched_stop(struct sched *s)
 			s->st.end = SCHED_END_STOPPED;
 		uv_timer_start(&s->grace, on_grace, s->smtp->shutdown_grace, 0);
 	}
-	/* idle connections go now; busy ones finish their transaction */
-	for (size_t i = 0; i < s->hcap; i++)
-		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
-			while (d->idle) {
-				struct sconn *sc = d->idle;
-				d->idle = sc->next_idle;
-				sc->st = SC_QUITTING;
-				conn_quit(sc->c);
-			}
+	quit_idle(s);
 	sched_kick(s);
 }
 

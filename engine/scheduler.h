@@ -20,6 +20,9 @@
 #include <time.h>
 #include <uv.h>
 
+#include "config.h"
+#include "smtp_session.h"
+
 struct addr;
 struct classifier;
 struct config;
@@ -106,6 +109,13 @@ void sched_stop(struct sched *s);
 
 /* Counters for the progress line and the summary. */
 void sched_stats(const struct sched *s, struct sched_stats *out);
+
+/* The session's TLS mode for a configured one. */
+enum smtp_tls_mode sched_tls_mode(enum cfg_tls t);
+
+/* 1 when connections of this config verify certificates (chain and host
+ * name), so only that one client TLS config is needed. */
+int sched_tls_verify(const struct config_smtp *m);
 
 /* Free (after the loop has run dry). NULL is a no-op. */
 void sched_free(struct sched *s);
