@@ -20,6 +20,7 @@
 
 #include "csv_reader.h"
 #include "ini.h"
+#include "log.h"
 #include "throttle.h"
 
 enum cfg_type {
@@ -62,6 +63,7 @@ static const struct cfg_key schema[] = {
 	{ "campaign", "delimiter", T_DELIM, OFF(campaign.delimiter), 0, 0, 0 },
 	{ "campaign", "suppression", T_PATH, OFF(campaign.suppression), 0, 0, 0 },
 	{ "campaign", "out_dir", T_PATH, OFF(campaign.out_dir), 0, 0, 0 },
+	{ "campaign", "report_columns", T_STRING, OFF(campaign.report_columns_s), 0, 0, 0 },
 	{ "validate", "dns", T_BOOL, OFF(validate.dns), 0, 0, 0 },
 	{ "validate", "resolver", T_STRING, OFF(validate.resolver), 0, 0, 0 },
 	{ "validate", "role_accounts", T_KEEPREJ, OFF(validate.role_accounts), 0, 0, 0 },
@@ -132,6 +134,13 @@ static const struct cfg_key schema[] = {
 	{ "smtp", "backoff_pause", T_DURATION, OFF(smtp.backoff_pause), 0, SEC(86400), 0 },
 	{ "smtp", "dead_host_for", T_DURATION, OFF(smtp.dead_host_for), 0, SEC(86400), 0 },
 	{ "smtp", "shutdown_grace", T_DURATION, OFF(smtp.shutdown_grace), 0, SEC(3600), 0 },
+	{ "tracking", "base_url", T_STRING, OFF(tracking.base_url), 0, 0, 0 },
+	{ "tracking", "listen", T_STRING, OFF(tracking.listen), 0, 0, 0 },
+	{ "tracking", "trusted_proxies", T_STRING, OFF(tracking.trusted_proxies_s), 0, 0, 0 },
+	{ "tracking", "secret_env", T_STRING, OFF(tracking.secret_env), 0, 0, 0 },
+	{ "tracking", "opens", T_BOOL, OFF(tracking.opens), 0, 0, 0 },
+	{ "tracking", "clicks", T_BOOL, OFF(tracking.clicks), 0, 0, 0 },
+	{ "tracking", "scanner_window", T_DURATION, OFF(tracking.scanner_window), 0, SEC(3600), 0 },
 	{ "domain", "connections", T_UINTU, SOFF(connections), 1, 10000, 0 },
 	{ "domain", "rate", T_RATE, SOFF(rate), 0, 0, 0 },
 	{ "domain", "burst", T_DOUBLE, SOFF(burst), 0, 0, 0 },
@@ -154,7 +163,7 @@ static const char *const secret_keys[] = {
 
 /* Sections the schema knows, in documentation order. */
 static const char *const sections[] = { "campaign", "validate", "message", "dkim",
-                                        "smtp", "domain", "provider" };
+                                        "smtp", "tracking", "domain", "provider" };
 
 /* Sections that may repeat with a second word: [dkim ed25519]. */
 static int section_takes_sub(const char *name)
@@ -540,6 +549,10 @@ static int config_defaults(struct config *cfg)
 	cfg->smtp.dead_host_for = SEC(300);
 	/* In-flight transactions get 30 s to finish after SIGINT/SIGTERM. */
 	cfg->smtp.shutdown_grace = SEC(30);
+	/* [tracking]: opens and clicks on once the section is written. */
+	cfg->tracking.opens = 1;
+	cfg->tracking.clicks = 1;
+	cfg->tracking.scanner_window = SEC(10);
 	if (cfg->campaign.name == NULL || cfg->campaign.email_column == NULL ||
 	    cfg->campaign.encoding == NULL)
 		return -1;
@@ -574,8 +587,9 @@ static unsigned section_line(const struct config *cfg, const char *name)
 	return 0;
 }
 
-/* Split a blank- or comma-separated word list into a new array. */
-static int split_words(const char *v, char ***out, size_t *n)
+/* Split a blank- or comma-separated word list into a new array,
+ * lowercased unless keep_case. */
+static int split_list(const char *v, char ***out, size_t *n, int keep_case)
 {
 	*out = NULL;
 	*n = 0;
@@ -594,13 +608,18 @@ static int split_words(const char *v, char ***out, size_t *n)
 		*out = p;
 		if ((p[*n] = strndup(v, len)) == NULL)
 			return -1;
-		for (char *c = p[*n]; *c; c++)
+		for (char *c = p[*n]; *c && !keep_case; c++)
 			if (*c >= 'A' && *c <= 'Z')
 				*c = (char)(*c - 'A' + 'a');
 		(*n)++;
 		v += len;
 	}
 	return 0;
+}
+
+static int split_words(const char *v, char ***out, size_t *n)
+{
+	return split_list(v, out, n, 0);
 }
 
 static void shapes_free(struct config_shape *v, size_t n)
@@ -837,6 +856,79 @@ static int check_message(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* [tracking] base_url's shape: http(s)://host[:port][/path] with nothing
+ * a template or an HTML attribute could mistake. */
+static int check_base_url(const char *u)
+{
+	const char *host = strncmp(u, "https://", 8) == 0 ? u + 8
+	                 : strncmp(u, "http://", 7) == 0 ? u + 7 : NULL;
+	size_t n = strlen(u);
+
+	if (host == NULL || *host == '\0' || *host == '/' || n > 512 ||
+	    u[n - 1] == '/')
+		return -1;
+	for (const char *c = u; *c; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f ||
+		    strchr("\"'<>{}|\\^`?#&", *c) != NULL)
+			return -1;
+	return 0;
+}
+
+/* [tracking] and report_columns: lists split, base_url and listen checked. */
+static int check_tracking(struct config *cfg, char *err, size_t errlen)
+{
+	struct config_tracking *t = &cfg->tracking;
+
+	if (cfg->campaign.report_columns_s != NULL &&
+	    split_list(cfg->campaign.report_columns_s, &cfg->campaign.report_columns,
+	               &cfg->campaign.nreport_columns, 1) < 0)
+		return edm_errf(err, errlen, "out of memory");
+	if (!t->present)
+		return 0;
+	if (t->base_url == NULL)
+		return cfg_fail(err, errlen, cfg->path, section_line(cfg, "tracking"),
+		                "[tracking] base_url is required: the public address of "
+		                "`edm track` that goes into messages (e.g. base_url = "
+		                "https://t.acme.example)");
+	if (check_base_url(t->base_url) < 0)
+		return cfg_fail(err, errlen, cfg->path, config_line(cfg, "tracking", "base_url"),
+		                "[tracking] base_url: '%s' must be http(s)://host[:port][/path] "
+		                "without a trailing '/', query, quotes or braces",
+		                t->base_url);
+	if (t->listen == NULL && (t->listen = strdup("127.0.0.1:8080")) == NULL)
+		return edm_errf(err, errlen, "out of memory");
+	if (t->secret_env == NULL && (t->secret_env = strdup("EDM_TRACKING_SECRET")) == NULL)
+		return edm_errf(err, errlen, "out of memory");
+	if (t->trusted_proxies_s != NULL &&
+	    split_list(t->trusted_proxies_s, &t->trusted_proxies,
+	               &t->ntrusted_proxies, 0) < 0)
+		return edm_errf(err, errlen, "out of memory");
+	return 0;
+}
+
+int config_tracking_secret(const struct config *cfg, const char **secret,
+                           size_t *len, char *err, size_t errlen)
+{
+	const char *name = cfg->tracking.secret_env ? cfg->tracking.secret_env
+	                                            : "EDM_TRACKING_SECRET";
+	const char *v = getenv(name);
+
+	if (v == NULL || *v == '\0')
+		return edm_errf(err, errlen, "%s: [tracking] is on but $%s is not set: "
+		                "export %s=\"$(openssl rand -hex 32)\" (keep it: tokens "
+		                "in sent messages need the same secret)",
+		                config_where((struct config *)cfg, "tracking", "secret_env"),
+		                name, name);
+	if (strlen(v) < CONFIG_TRACKING_SECRET_MIN)
+		return edm_errf(err, errlen, "%s: $%s is %zu bytes; the tracking secret "
+		                "needs at least %d (openssl rand -hex 32)",
+		                config_where((struct config *)cfg, "tracking", "secret_env"),
+		                name, strlen(v), CONFIG_TRACKING_SECRET_MIN);
+	*secret = v;
+	*len = strlen(v);
+	return 0;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -863,7 +955,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 			const char *hint = closest(NULL, s->name);
 			cfg_fail(err, errlen, path, s->line,
 			         "unknown section [%s%s%s]%s%s%s (known: [campaign], "
-			         "[validate], [message], [dkim], [dkim NAME], [smtp], "
+			         "[validate], [message], [dkim], [dkim NAME], [smtp], [tracking], "
 			         "[domain DOMAINS], [provider NAME])",
 			         s->name, *s->sub ? " " : "", s->sub,
 			         hint ? " (did you mean [" : "", hint ? hint : "",
@@ -886,6 +978,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 			cfg->smtp.present = 1;
 		if (strcmp(s->name, "message") == 0)
 			cfg->message.present = 1;
+		if (strcmp(s->name, "tracking") == 0)
+			cfg->tracking.present = 1;
 		if (strcmp(s->name, "dkim") == 0) {
 			struct config_dkim *d;
 			if (cfg->ndkim == CONFIG_MAX_DKIM) {
@@ -947,6 +1041,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	if (check_message(cfg, err, errlen) < 0)
 		goto fail;
 	if (check_smtp(cfg, err, errlen) < 0)
+		goto fail;
+	if (check_tracking(cfg, err, errlen) < 0)
 		goto fail;
 	if (*cfg->campaign.email_column == '\0') {
 		cfg_fail(err, errlen, path, config_line(cfg, "campaign", "email_column"),
@@ -1047,6 +1143,12 @@ void config_free(struct config *cfg)
 	for (size_t j = 0; j < cfg->message.nattachments; j++)
 		free(cfg->message.attachments[j]);
 	free(cfg->message.attachments);
+	for (size_t j = 0; j < cfg->campaign.nreport_columns; j++)
+		free(cfg->campaign.report_columns[j]);
+	free(cfg->campaign.report_columns);
+	for (size_t j = 0; j < cfg->tracking.ntrusted_proxies; j++)
+		free(cfg->tracking.trusted_proxies[j]);
+	free(cfg->tracking.trusted_proxies);
 	ini_free(cfg->ini);
 	free(cfg->path);
 	free(cfg->dir);

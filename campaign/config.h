@@ -32,6 +32,9 @@ struct config_campaign {
 	char delimiter;      /* ',', '\t', ';' or '|' */
 	char *suppression;   /* absolute path or NULL */
 	char *out_dir;       /* absolute; default <config dir>/<name>.out */
+	char *report_columns_s;  /* raw report_columns */
+	char **report_columns;   /* CSV columns `edm report` carries, as written */
+	size_t nreport_columns;
 };
 
 struct config_validate {
@@ -158,6 +161,28 @@ struct config_shape {
 	unsigned daily_limit;
 };
 
+/* [tracking]: opens, clicks and one-click unsubscribes through `edm track`
+ * (present = the section is written; base_url is then required). */
+struct config_tracking {
+	int present;
+	char *base_url;          /* "https://t.acme.example[/prefix]", no
+	                            trailing '/', no query, no braces/quotes */
+	char *listen;            /* "host:port" for edm track; default
+	                            127.0.0.1:8080 */
+	char *trusted_proxies_s; /* raw */
+	char **trusted_proxies;  /* numeric IPs or CIDR prefixes (lowercased) */
+	size_t ntrusted_proxies;
+	char *secret_env;        /* default EDM_TRACKING_SECRET */
+	int opens;               /* default 1: 1x1 pixel in the HTML part */
+	int clicks;              /* default 1: rewrite http(s) links */
+	unsigned scanner_window; /* ms (default 10 s): clicks this soon after
+	                            the message's first event, on several links,
+	                            are flagged machine=1 */
+};
+
+/* The minimum length of the tracking secret (bytes of the env value). */
+#define CONFIG_TRACKING_SECRET_MIN 32
+
 struct config {
 	char *path;   /* the config file as given */
 	char *dir;    /* its directory, absolute */
@@ -168,6 +193,7 @@ struct config {
 	struct config_dkim dkim[CONFIG_MAX_DKIM];
 	size_t ndkim;
 	struct config_smtp smtp;
+	struct config_tracking tracking;
 	struct config_shape *domains;    /* [domain ...] in file order */
 	size_t ndomains;
 	struct config_shape *providers;  /* [provider ...] in file order */
@@ -203,6 +229,15 @@ const unsigned *config_lines(const struct config *cfg, const char *section,
 /* The i-th key of the schema (for the documentation test): 0 and
  * section/key set, or -1 past the end. */
 int config_schema_key(size_t i, const char **section, const char **key);
+
+/*
+ * The tracking secret from the environment variable [tracking] secret_env:
+ * 0 with *secret and *len pointing into the environment, or -1 with err saying
+ * which variable is unset or shorter than CONFIG_TRACKING_SECRET_MIN and
+ * how to make one ("openssl rand -hex 32").
+ */
+int config_tracking_secret(const struct config *cfg, const char **secret,
+                           size_t *len, char *err, size_t errlen);
 
 /* Free; NULL is a no-op. */
 void config_free(struct config *cfg);

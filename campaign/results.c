@@ -25,7 +25,7 @@ static int results_formula_char(char c)
 }
 
 /* Append one text field (NULL = empty) with the guard and quoting. */
-static int results_text(struct buf *out, const char *s)
+int results_field(struct buf *out, const char *s)
 {
 	size_t n, i;
 	int quote = 0, guard;
@@ -80,30 +80,31 @@ int results_format(const struct results_row *r, struct buf *out)
 
 	rc |= results_time_field(out, r->time);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->email);
+	rc |= results_field(out, r->email);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->status);
+	rc |= results_field(out, r->status);
 	rc |= buf_putc(out, ',');
 	if (r->code != 0)
 		rc |= buf_printf(out, "%d", r->code);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->enhanced);
+	rc |= results_field(out, r->enhanced);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->category);
+	rc |= results_field(out, r->category);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->reply);
+	rc |= results_field(out, r->reply);
 	rc |= buf_printf(out, ",%u,", r->attempts);
-	rc |= results_text(out, r->host);
+	rc |= results_field(out, r->host);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->source_ip);
+	rc |= results_field(out, r->source_ip);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->tls);
+	rc |= results_field(out, r->tls);
 	rc |= buf_putc(out, ',');
-	rc |= results_text(out, r->message_id);
+	rc |= results_field(out, r->message_id);
 	rc |= buf_putc(out, ',');
 	rc |= results_time_field(out, r->queued_at);
 	rc |= buf_putc(out, ',');
 	rc |= results_time_field(out, r->first_attempt_at);
+	rc |= buf_printf(out, ",%zu", r->row);
 	if (rc != 0) {
 		/* Out of memory part-way: leave out as it was. */
 		out->len = mark;

@@ -4,7 +4,7 @@
  * ("2026-11-22T08:15:00Z"); empty when unknown.
  *
  * Columns: time,email,status,code,enhanced,category,reply,attempts,host,
- *          source_ip,tls,message_id,queued_at,first_attempt_at
+ *          source_ip,tls,message_id,queued_at,first_attempt_at,row
  * status: delivered, bounced, expired, suppressed, skipped.
  * The reply is one line (CR/LF replaced by spaces); fields are quoted per
  * RFC 4180 when they contain a comma, quote or space-leading text, and a
@@ -29,7 +29,7 @@
 #include "buf.h"
 
 #define RESULTS_HEADER "time,email,status,code,enhanced,category,reply," \
-	"attempts,host,source_ip,tls,message_id,queued_at,first_attempt_at"
+	"attempts,host,source_ip,tls,message_id,queued_at,first_attempt_at,row"
 
 struct results_row {
 	time_t time;
@@ -46,10 +46,15 @@ struct results_row {
 	const char *message_id;
 	time_t queued_at;         /* 0 = empty */
 	time_t first_attempt_at;  /* 0 = empty */
+	size_t row;               /* the data row (1-based) in the list */
 };
 
 /* Format one line (no newline) into out (appended). 0 or -1. */
 int results_format(const struct results_row *r, struct buf *out);
+
+/* Append one text field (NULL = empty) with the CR/LF, formula-guard and
+ * quoting rules above (events.csv and report.csv use them too). */
+int results_field(struct buf *out, const char *s);
 
 /* "2026-11-22T08:15:00Z" into out[21]; "" for t == 0. */
 void results_time(time_t t, char out[21]);

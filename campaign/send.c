@@ -112,6 +112,7 @@ static int read_final(struct send *s, const struct csv_row *r, const char *email
 	rr.status = status;
 	rr.category = category;
 	rr.reply = detail;
+	rr.row = r->row;
 	buf_reset(&s->line);
 	if (results_format(&rr, &s->line) < 0)
 		return edm_errf(s->err, sizeof(s->err), "out of memory");

@@ -699,6 +699,7 @@ static void final(struct sched *s, struct item *it, const struct outcome *o)
 	r.message_id = o->msgid;
 	r.queued_at = it->queued_at;
 	r.first_attempt_at = it->first_attempt;
+	r.row = it->row;
 	if (s->o.journal != NULL) {
 		buf_reset(&s->line);
 		if (results_format(&r, &s->line) < 0 ||

@@ -181,7 +181,7 @@ static void test_results_full_row(void)
 		.host = "mx1.example.com[127.0.0.2]:25",
 		.source_ip = "192.0.2.1", .tls = "TLSv1.3 unverified",
 		.message_id = "<1.abc@example.com>", .queued_at = NOW - 60,
-		.first_attempt_at = NOW - 30,
+		.first_attempt_at = NOW - 30, .row = 42,
 	};
 	struct buf b = { 0 };
 
@@ -191,7 +191,7 @@ static void test_results_full_row(void)
 		"prefix|2026-11-22T08:15:00Z,ann@example.com,delivered,250,2.0.0,,"
 		"2.0.0 Ok: queued as 4Xy,1,mx1.example.com[127.0.0.2]:25,"
 		"192.0.2.1,TLSv1.3 unverified,<1.abc@example.com>,"
-		"2026-11-22T08:14:00Z,2026-11-22T08:14:30Z");
+		"2026-11-22T08:14:00Z,2026-11-22T08:14:30Z,42");
 	buf_free(&b);
 }
 
@@ -201,8 +201,8 @@ static void test_results_empty_fields(void)
 	struct buf b = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(results_format(&r, &b), 0);
-	/* 14 columns, numbers: code 0 is empty, attempts 0 is "0". */
-	CU_ASSERT_STRING_EQUAL(b.data, ",a@example.com,skipped,,,,,0,,,,,,");
+	/* 15 columns, numbers: code 0 is empty, attempts and row 0 are "0". */
+	CU_ASSERT_STRING_EQUAL(b.data, ",a@example.com,skipped,,,,,0,,,,,,,0");
 	buf_free(&b);
 }
 
@@ -219,7 +219,7 @@ static void test_results_quoting(void)
 	CU_ASSERT_STRING_EQUAL(b.data,
 		",b@example.com,bounced,550,,,"
 		"\"550 5.1.1 \"\"b\"\" unknown,  see https://x.test/a\",3,,,"
-		"\" none\",\"trailing \",,");
+		"\" none\",\"trailing \",,,0");
 	CU_ASSERT_PTR_NULL(strchr(b.data, '\n'));
 	CU_ASSERT_PTR_NULL(strchr(b.data, '\r'));
 	buf_free(&b);
@@ -236,7 +236,7 @@ static void test_results_one_line(void)
 
 	CU_ASSERT_EQUAL_FATAL(results_format(&r, &b), 0);
 	CU_ASSERT_STRING_EQUAL(b.data,
-		",c@example.com,bounced,,,\"a b\",,0,\"mx 1\",,,\" <x>\",,");
+		",c@example.com,bounced,,,\"a b\",,0,\"mx 1\",,,\" <x>\",,,0");
 	buf_free(&b);
 }
 
@@ -264,7 +264,7 @@ static void test_results_injection_guard(void)
 		char want[256];
 
 		buf_reset(&b);
-		snprintf(want, sizeof want, ",d@example.com,bounced,,,,%s,0,,,,,,",
+		snprintf(want, sizeof want, ",d@example.com,bounced,,,,%s,0,,,,,,,0",
 		         cases[i].want);
 		CU_ASSERT_EQUAL_FATAL(results_format(&r, &b), 0);
 		check(strcmp(b.data, want) == 0, __LINE__, "case %zu: got %s",
@@ -281,7 +281,7 @@ static void test_results_injection_guard(void)
 		CU_ASSERT_EQUAL_FATAL(results_format(&r, &b), 0);
 		/* code is a number: written bare, even negative. */
 		CU_ASSERT_STRING_EQUAL(b.data,
-			",'-x@example.com,'=1,-1,'+5,,,0,'@h,,,,,");
+			",'-x@example.com,'=1,-1,'+5,,,0,'@h,,,,,,0");
 	}
 	buf_free(&b);
 }

@@ -42,7 +42,7 @@ EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 65, 75, 78
 
 RESULTS_COLUMNS = ["time", "email", "status", "code", "enhanced", "category", "reply",
                    "attempts", "host", "source_ip", "tls", "message_id", "queued_at",
-                   "first_attempt_at"]
+                   "first_attempt_at", "row"]
 
 # [smtp] keys every test starts from: fast retries, short timeouts.
 SMTP_BASE = {
