@@ -895,6 +895,11 @@ static int check_tracking(struct config *cfg, char *err, size_t errlen)
 		                "[tracking] base_url: '%s' must be http(s)://host[:port][/path] "
 		                "without a trailing '/', query, quotes or braces",
 		                t->base_url);
+	if (cfg->campaign.suppression == NULL)
+		return cfg_fail(err, errlen, cfg->path, section_line(cfg, "tracking"),
+		                "[tracking] needs [campaign] suppression = FILE: "
+		                "one-click unsubscribes are written there, and "
+		                "edm send and edm validate read it");
 	if (t->listen == NULL && (t->listen = strdup("127.0.0.1:8080")) == NULL)
 		return edm_errf(err, errlen, "out of memory");
 	if (t->secret_env == NULL && (t->secret_env = strdup("EDM_TRACKING_SECRET")) == NULL)

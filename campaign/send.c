@@ -56,6 +56,9 @@ struct send {
 	struct journal *journal;
 	struct hset *seen;
 	struct strset *suppressed;
+	struct suppress_watch *watch[2]; /* the suppression files, followed */
+	uv_timer_t watch_h;
+	size_t watch_added;   /* addresses picked up while sending */
 	struct buf line;
 	int reading, done, failed, signals;
 	size_t skipped_read, resumed_finals;
@@ -66,6 +69,38 @@ struct send {
 	double rate;
 	struct timespec last_tick;
 };
+
+/* Scheduler hook, right before a recipient is rendered: suppressed since
+ * it was queued (an unsubscribe or complaint arrived meanwhile)? */
+static int is_suppressed(void *arg, const char *email)
+{
+	struct send *s = arg;
+	struct addr a;
+
+	return addr_parse(email, strlen(email), &a, NULL, 0) == 0 &&
+	       strset_has(s->suppressed, a.key, a.len);
+}
+
+/* Every second: pick up what edm track / edm ingest appended to the
+ * suppression files. */
+static void on_watch(uv_timer_t *h)
+{
+	struct send *s = h->data;
+	char err[512];
+
+	for (int i = 0; i < 2; i++) {
+		long n;
+		if (s->watch[i] == NULL)
+			continue;
+		n = suppress_watch_poll(s->watch[i], s->suppressed, err, sizeof(err));
+		if (n < 0)
+			log_kv(EDM_LOG_WARN, "suppress-watch", "error=\"%s\"", err);
+		else if (n > 0) {
+			s->watch_added += (size_t)n;
+			log_kv(EDM_LOG_INFO, "suppress-watch", "added=%ld", n);
+		}
+	}
+}
 
 /* SHA-256 of the config file and the recipient list, hex. */
 static int fingerprint(const struct config *cfg, char out[65], char *err, size_t errlen)
@@ -266,6 +301,8 @@ static void on_done(void *arg)
 	uv_close((uv_handle_t *)&s->reader_h, NULL);
 	uv_timer_stop(&s->progress_h);
 	uv_close((uv_handle_t *)&s->progress_h, NULL);
+	uv_timer_stop(&s->watch_h);
+	uv_close((uv_handle_t *)&s->watch_h, NULL);
 	uv_close((uv_handle_t *)&s->sigint_h, NULL);
 	uv_close((uv_handle_t *)&s->sigterm_h, NULL);
 }
@@ -463,14 +500,20 @@ int send_run(struct config *cfg, const struct send_opts *o)
 		goto out;
 	}
 	{
+		/* Followed while sending: edm track and edm ingest append
+		 * unsubscribes, complaints and bounces to them. */
 		const char *paths[2] = { cfg->campaign.suppression, suppress_path };
 		for (int i = 0; i < 2; i++) {
 			if (paths[i] == NULL || (i == 1 && paths[0] != NULL &&
 			                         strcmp(paths[0], paths[1]) == 0))
 				continue;
+			if ((s.watch[i] = suppress_watch_new(paths[i])) == NULL) {
+				edm_error("out of memory");
+				goto out;
+			}
 			if (i == 1 && access(paths[i], F_OK) != 0)
 				continue;
-			if (suppress_load(s.suppressed, paths[i], NULL, err, sizeof(err)) < 0) {
+			if (suppress_watch_poll(s.watch[i], s.suppressed, err, sizeof(err)) < 0) {
 				edm_error("%s (from %s)", err, config_where(cfg, "campaign", "suppression"));
 				rc = EX_NOINPUT;
 				goto out;
@@ -540,6 +583,7 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	so.dry_run = o->dry_run;
 	so.no_wait = o->no_wait;
 	so.done = on_done;
+	so.is_suppressed = is_suppressed;
 	so.arg = &s;
 	s.sched = sched_new(&so, err, sizeof(err));
 	if (s.sched == NULL) {
@@ -548,6 +592,9 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	}
 	uv_idle_init(&s.loop, &s.reader_h);
 	uv_timer_init(&s.loop, &s.progress_h);
+	uv_timer_init(&s.loop, &s.watch_h);
+	s.watch_h.data = &s;
+	uv_timer_start(&s.watch_h, on_watch, 1000, 1000);
 	uv_signal_init(&s.loop, &s.sigint_h);
 	uv_signal_init(&s.loop, &s.sigterm_h);
 	s.reader_h.data = s.progress_h.data = s.sigint_h.data = s.sigterm_h.data = &s;
@@ -636,6 +683,8 @@ out:
 	csv_reader_free(s.reader);
 	hset_free(s.seen);
 	strset_free(s.suppressed);
+	suppress_watch_free(s.watch[0]);
+	suppress_watch_free(s.watch[1]);
 	buf_free(&s.line);
 	return rc;
 }

@@ -1095,6 +1095,16 @@ static void conn_next(struct sched *s, struct sconn *sc)
 		return;
 	}
 	it = q_pop(s, d);
+	while (it != NULL && s->o.is_suppressed != NULL &&
+	       s->o.is_suppressed(s->o.arg, item_email(it))) {
+		struct outcome o = {
+			.status = "suppressed", .category = "suppressed",
+			.reply = "suppressed while the campaign ran (unsubscribe, "
+			         "complaint or bounce)",
+		};
+		final(s, it, &o);
+		it = q_pop(s, d);
+	}
 	if (it == NULL) {
 		sc->st = SC_QUITTING;
 		conn_quit(sc->c);

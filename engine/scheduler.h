@@ -71,6 +71,9 @@ struct sched_opts {
 	int dry_run;
 	int no_wait;
 	void (*done)(void *arg);
+	/* Optional: 1 when the address was suppressed after it was queued
+	 * (checked right before each render); it ends as "suppressed". */
+	int (*is_suppressed)(void *arg, const char *email);
 	void *arg;
 };
 

@@ -520,3 +520,153 @@ out:
 	close(fd); /* releases the lock */
 	return rc;
 }
+
+/* ---- following a file that grows ---- */
+
+struct suppress_watch {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t off;          /* bytes consumed: whole lines only */
+	int polled;         /* the first poll happened */
+	enum { W_UNKNOWN, W_CSV, W_LINES } mode;
+	struct suppress_ctx c; /* CSV column (c.col) and per-line state */
+};
+
+struct suppress_watch *suppress_watch_new(const char *path)
+{
+	struct suppress_watch *w = calloc(1, sizeof(*w));
+
+	if (w != NULL && (w->path = strdup(path)) == NULL) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* One complete line (with its LF) at p[n]; line 1 may start with a BOM. */
+static int watch_line(struct suppress_watch *w, const char *p, size_t n,
+                      int first)
+{
+	struct csv_parser lp;
+
+	if (first && n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) {
+		p += 3;
+		n -= 3;
+	}
+	if (w->mode == W_UNKNOWN) {
+		if (suppress_blank(p, n) || suppress_comment(p, n))
+			return 0;
+		if (suppress_header_parse(&w->c, p, n) < 0)
+			return -1;
+		if (w->c.found) {
+			w->mode = W_CSV;
+			return 0;
+		}
+		w->mode = W_LINES;
+	}
+	if (w->mode == W_LINES) {
+		if (!suppress_blank(p, n) && !suppress_comment(p, n)) {
+			if (addr_parse(p, n, &w->c.addr, NULL, 0) == 0)
+				suppress_add(&w->c, &w->c.addr);
+			else
+				w->c.skipped++;
+		}
+		return w->c.nomem ? -1 : 0;
+	}
+	/* CSV: addresses never hold a line end, so each line is a record. */
+	if (csv_init(&lp, 0) != 0)
+		return -1;
+	w->c.field = 0;
+	w->c.nonblank = 0;
+	w->c.email = SUPPRESS_EMAIL_NONE;
+	if (csv_parse(&lp, p, n, suppress_row_field, suppress_row_record, &w->c) != n ||
+	    csv_fini(&lp, suppress_row_field, suppress_row_record, &w->c) != 0) {
+		csv_free(&lp);
+		return -1;
+	}
+	csv_free(&lp);
+	return w->c.nomem ? -1 : 0;
+}
+
+long suppress_watch_poll(struct suppress_watch *w, struct strset *set,
+                         char *err, size_t errlen)
+{
+	char chunk[65536];
+	struct stat st;
+	size_t have = 0;
+	int fd;
+	long rc = -1;
+
+	fd = open(w->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (!w->polled) {
+			snprintf(err, errlen, "%s: %s", w->path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	w->polled = 1;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", w->path, strerror(errno));
+		goto out;
+	}
+	if (st.st_dev != w->dev || st.st_ino != w->ino || st.st_size < w->off) {
+		/* new file: start over */
+		w->dev = st.st_dev;
+		w->ino = st.st_ino;
+		w->off = 0;
+		w->mode = W_UNKNOWN;
+		w->c.found = 0;
+		w->c.col = 0;
+	}
+	w->c.set = set;
+	w->c.added = 0;
+	w->c.nomem = 0;
+	while (w->off + (off_t)have < st.st_size) {
+		ssize_t got = pread(fd, chunk + have, sizeof(chunk) - have,
+		                    w->off + (off_t)have);
+		size_t start = 0, total;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			snprintf(err, errlen, "%s: read error: %s", w->path, strerror(errno));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		total = have + (size_t)got;
+		for (size_t i = 0; i < total; i++) {
+			if (chunk[i] != '\n')
+				continue;
+			if (watch_line(w, chunk + start, i + 1 - start,
+			               w->off == 0 && start == 0) < 0) {
+				snprintf(err, errlen, "%s: out of memory", w->path);
+				goto out;
+			}
+			start = i + 1;
+		}
+		if (start == 0 && total == sizeof(chunk)) {
+			/* a 64 KB line: not an address; skip it whole */
+			w->off += (off_t)total;
+			have = 0;
+			continue;
+		}
+		w->off += (off_t)start;
+		have = total - start;
+		memmove(chunk, chunk + start, have);
+	}
+	rc = w->c.added;
+out:
+	close(fd);
+	return rc;
+}
+
+void suppress_watch_free(struct suppress_watch *w)
+{
+	if (w == NULL)
+		return;
+	free(w->path);
+	free(w);
+}

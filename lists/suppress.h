@@ -53,4 +53,20 @@ int suppress_append(const char *path, const char *email, const char *reason,
                     time_t when, const char *campaign, char *err,
                     size_t errlen);
 
+/*
+ * A suppression file followed while a campaign runs (`edm track` and
+ * `edm ingest` append to it): suppress_watch_poll() adds the addresses of
+ * the complete lines appended since the last poll to 'set', reading the
+ * file the way suppress_load() does (format decided by its first line).
+ * The first poll reads the whole file and fails (-1) when it is missing;
+ * later polls treat a missing file as unchanged. A file that shrank or was
+ * replaced (other inode) is read again from the start. Returns the number
+ * of addresses new to the set, or -1 with err.
+ */
+struct suppress_watch;
+struct suppress_watch *suppress_watch_new(const char *path);
+long suppress_watch_poll(struct suppress_watch *w, struct strset *set,
+                         char *err, size_t errlen);
+void suppress_watch_free(struct suppress_watch *w);
+
 #endif

@@ -11,13 +11,17 @@ set -euo pipefail
 # every DKIM signature edm makes, independently of OpenSSL's use in edm),
 # postfix (smtp-sink and smtp-source: the volume peer of the send tests and
 # benchmarks; its daemon is not used), python3-aiosmtpd (the scripted SMTP
-# peer with STARTTLS and AUTH).
+# peer with STARTTLS and AUTH), libhttp-parser-dev (edm track's request
+# parser), curl (fetches tracking URLs in the tests), wrk (the tracking
+# benchmark), chromium (renders report.html headless in the tests), clang
+# and libclang-rt-14-dev (libFuzzer harnesses, tests/fuzz).
 PKGS=(
 	gcc libc6-dev pkg-config meson ninja-build python3
 	libuv1-dev libssl-dev libcsv-dev libpcre2-dev libcunit1-dev
 	libc-ares-dev libidn2-dev libgumbo-dev
 	dnsmasq-base python3-email-validator python3-dkim python3-nacl openssl
 	time postfix python3-aiosmtpd
+	libhttp-parser-dev curl wrk chromium clang libclang-rt-14-dev
 )
 
 missing=()

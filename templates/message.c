@@ -454,8 +454,8 @@ fail:
 	return NULL;
 }
 
-void message_id(const struct message_factory *f, size_t row,
-                const struct addr *to, char *out, size_t n)
+void message_id_make(const char *campaign, size_t row, const char *addr_key,
+                     const char *domain, char *out, size_t n)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	char in[1024];
@@ -464,13 +464,18 @@ void message_id(const struct message_factory *f, size_t row,
 	/* Deterministic: the same campaign, row and address always give the
 	 * same id (bounces are matched by it); 64 bits of hash keep ids of
 	 * different campaigns apart. */
-	len = snprintf(in, sizeof(in), "%s%c%zu%c%s", f->cfg->campaign.name, 0,
-	               row, 0, to->key);
+	len = snprintf(in, sizeof(in), "%s%c%zu%c%s", campaign, 0, row, 0, addr_key);
 	if (len < 0 || (size_t)len >= sizeof(in))
 		len = (int)sizeof(in) - 1;
 	SHA256((const unsigned char *)in, (size_t)len, md);
 	snprintf(out, n, "edm.%zu.%02x%02x%02x%02x%02x%02x%02x%02x@%s", row,
-	         md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], f->from_domain);
+	         md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], domain);
+}
+
+void message_id(const struct message_factory *f, size_t row,
+                const struct addr *to, char *out, size_t n)
+{
+	message_id_make(f->cfg->campaign.name, row, to->key, f->from_domain, out, n);
 }
 
 /* Render 't' into 'out' (reset first); NULL templates render empty. */

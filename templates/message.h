@@ -89,6 +89,16 @@ int message_check(const struct message_factory *f, const struct csv_row *csv,
 void message_id(const struct message_factory *f, size_t row,
                 const struct addr *to, char *out, size_t n);
 
+/*
+ * The same without a factory (edm ingest matches reports by it):
+ * "edm.<row>.<16 hex>@<domain>" where the hex is the first 64 bits of
+ * SHA-256(campaign NUL row-in-decimal NUL addr_key), addr_key being the
+ * recipient's lowercased address (struct addr key) and domain the From
+ * address's domain.
+ */
+void message_id_make(const char *campaign, size_t row, const char *addr_key,
+                     const char *domain, char *out, size_t n);
+
 /* Envelope sender candidates: the From address (ASCII). */
 const char *message_from_addr(const struct message_factory *f);
 
