@@ -73,6 +73,11 @@ int preview_run(struct config *cfg, const struct preview_opts *o)
 		rc = EX_CONFIG;
 		goto out;
 	}
+	if (message_factory_tracking_init(f, err, sizeof(err)) < 0) {
+		edm_error("%s", err);
+		rc = EX_CONFIG;
+		goto out;
+	}
 	if (o->all && files_mkdir_p(o->out_dir) < 0) {
 		edm_error("%s: cannot create: %s", o->out_dir, strerror(errno));
 		rc = EX_CANTCREAT;

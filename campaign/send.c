@@ -389,6 +389,7 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	struct tls_config *tv = NULL, *tn = NULL;
 	char err[768], fp[65], spill[4096], suppress_path[4096], helo[256];
 	const char *password = NULL, *mail_from;
+	char verp_prefix[320] = "", *verp_suffix = NULL, verp_probe[600];
 	int rc = EX_SOFTWARE, jrc;
 	struct sched_stats st;
 	FILE *logf = NULL;
@@ -432,6 +433,11 @@ int send_run(struct config *cfg, const struct send_opts *o)
 		rc = EX_CONFIG;
 		goto out;
 	}
+	if (message_factory_tracking_init(mf, err, sizeof(err)) < 0) {
+		edm_error("%s", err);
+		rc = EX_CONFIG;
+		goto out;
+	}
 	cls = classify_new(cfg->smtp.bounce_rules, err, sizeof(err));
 	if (cls == NULL) {
 		edm_error("%s", err);
@@ -445,6 +451,26 @@ int send_run(struct config *cfg, const struct send_opts *o)
 		         "many other relays refuse MAIL FROM that is not the login",
 		         config_where(cfg, "smtp", "return_path"), cfg->smtp.return_path,
 		         cfg->smtp.username);
+	if (strstr(mail_from, "{{token}}") != NULL) {
+		/* VERP: bounces+{{token}}@acme.example; the probe checks that
+		 * what it renders to is an address */
+		const char *t = strstr(mail_from, "{{token}}");
+		struct addr pa;
+		char why[128];
+		snprintf(verp_prefix, sizeof(verp_prefix), "%.*s", (int)(t - mail_from), mail_from);
+		verp_suffix = (char *)t + strlen("{{token}}");
+		snprintf(verp_probe, sizeof(verp_probe), "%s%s%s", verp_prefix,
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaa", verp_suffix);
+		if (strstr(verp_suffix, "{{") != NULL ||
+		    addr_parse(verp_probe, strlen(verp_probe), &pa, why, sizeof(why)) < 0) {
+			edm_error("%s: [smtp] return_path = %s: {{token}} must sit in the "
+			          "local part of one address (bounces+{{token}}@acme.example)",
+			          config_where(cfg, "smtp", "return_path"), mail_from);
+			rc = EX_CONFIG;
+			goto out;
+		}
+		mail_from = verp_probe;
+	}
 	pick_helo(cfg, mail_from, helo, sizeof(helo));
 	if (cfg->smtp.mode == CFG_MODE_RELAY && !o->dry_run &&
 	    resolve_relays(cfg, &relays, err, sizeof(err)) < 0) {
@@ -575,6 +601,11 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	so.nrelays = cfg->smtp.mode == CFG_MODE_RELAY && relays ? cfg->smtp.nrelays : 0;
 	so.password = password;
 	so.mail_from = mail_from;
+	if (verp_suffix != NULL) {
+		so.verp_key = message_token_key(mf);
+		so.verp_prefix = verp_prefix;
+		so.verp_suffix = verp_suffix;
+	}
 	so.helo = helo;
 	so.spill_path = spill;
 	so.suppress_path = suppress_path;

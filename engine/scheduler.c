@@ -33,6 +33,7 @@
 #include "message.h"
 #include "results.h"
 #include "suppress.h"
+#include "token.h"
 #include "throttle.h"
 #include "tls.h"
 
@@ -137,6 +138,7 @@ struct sconn {
 	int render_rc;
 	char render_err[256];
 	char msgid[300];
+	char mail_from[600];       /* VERP: this recipient's envelope sender */
 	int closed;                /* conn gone while rendering */
 	uint64_t started_ms;
 };
@@ -848,9 +850,14 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 	if (r->accepted) {
 		o.status = "delivered";
 		final(s, it, &o);
-		if (twindow_success(&d->shape->src[sc->src].win, &s->winpol))
+		if (twindow_success(&d->shape->src[sc->src].win, &s->winpol)) {
+			/* the rate follows the window back up, as it followed it
+			 * down on the slow-down */
+			struct shape_src *ss = &d->shape->src[sc->src];
+			tbucket_set_rate(&ss->rate, d->shape->rate * ss->win.factor, now_ms(s));
 			log_kv(EDM_LOG_INFO, "window", "shape=%s factor=%.3f change=grow",
-			       d->shape->name, d->shape->src[sc->src].win.factor);
+			       d->shape->name, ss->win.factor);
+		}
 		return;
 	}
 	classify_reply(s->o.cls, r->reply.code, r->reply.enhanced, r->reply.text, &cr);
@@ -990,6 +997,14 @@ static void after_render(uv_work_t *w, int status)
 	it->attempts++;
 	rcpt = s->o.test_to ? s->o.test_to : item_email(it);
 	t.mail_from = s->o.mail_from;
+	if (s->o.verp_key != NULL) {
+		char tok[TOKEN_MAX];
+		if (token_make_b32(s->o.verp_key, it->row, tok) == 0) {
+			snprintf(sc->mail_from, sizeof(sc->mail_from), "%s%s%s",
+			         s->o.verp_prefix, tok, s->o.verp_suffix);
+			t.mail_from = sc->mail_from;
+		}
+	}
 	t.rcpts = &rcpt;
 	t.nrcpts = 1;
 	t.data = sc->msg.data;

@@ -63,6 +63,10 @@ struct sched_opts {
 	size_t nrelays;
 	const char *password;      /* AUTH, or NULL */
 	const char *mail_from;     /* envelope sender */
+	/* VERP: with verp_key set, the envelope sender of each recipient is
+	 * verp_prefix + its lowercase base32 token + verp_suffix */
+	const struct token_key *verp_key;
+	const char *verp_prefix, *verp_suffix;
 	const char *helo;          /* EHLO name when no source_ips */
 	const char *spill_path;    /* temporary file for rows over budget */
 	const char *suppress_path; /* where hard bounces go, or NULL */

@@ -34,8 +34,9 @@
  *     references decoded (HTML5 attribute rules: named ones from a short
  *     list, the legacy ones also without ';' unless followed by '=',
  *     numeric ones with or without ';', 0 / surrogates / past U+10FFFF as
- *     U+FFFD, 0x80-0x9F as windows-1252), leading and trailing bytes up to
- *     0x20 removed, and tab / CR / LF inside removed (WHATWG URL parsing).
+ *     U+FFFD, 0x80-0x9F as windows-1252), a NUL byte as U+FFFD, leading
+ *     and trailing bytes up to 0x20 removed, and tab / CR / LF inside
+ *     removed (WHATWG URL parsing), so the table holds C strings.
  *   - An href with a Mustache tag is counted in *untracked when its
  *     literal text before the first tag is, or could grow into, an
  *     http:// or https:// URL ("{{url}}", "https://x/?u={{id}}"); one
@@ -44,9 +45,14 @@
  *     text (not inside an HTML tag, a comment, script, style or other
  *     raw-text element, where an <img> would not show); any other is
  *     copied. With opens off every such tag is copied.
- *   - A replacement that the delimiters in force would not parse back as
- *     exactly one {{token}} tag (delimiters such as "/" or "n") is an
- *     error rather than a broken template.
+ *   - Errors (-1) are: allocation failure, a set-delimiter tag that is
+ *     not closed or that tmpl.c would refuse ("line N: ..."), and a
+ *     replacement that the delimiters in force would not parse back as
+ *     exactly one {{token}} tag (delimiters such as "/" or "n"), rather
+ *     than a broken template. Any other unclosed Mustache tag runs to the
+ *     end of the input, which is copied (tmpl_compile() reports it).
+ *   - *links and *untracked are overwritten, not freed first; on error
+ *     they are empty and *out is NULL.
  *
  * What it does not do: decode the URL beyond character references,
  * follow partials, or check that the output compiles (tmpl_compile()
@@ -58,6 +64,7 @@
 #include "log.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,8 +293,8 @@ static int lt_mustache(struct lt *x, struct lt_mtag *m)
 			p++;
 		while (q > p && lt_blank(q[-1]))
 			q--;
-		m->pixel = lt_ieq(p, (size_t)(q - p), "tracking_pixel") &&
-		           memcmp(p, "tracking_pixel", 14) == 0;
+		/* Names are case-sensitive in tmpl.c. */
+		m->pixel = q - p == 14 && memcmp(p, "tracking_pixel", 14) == 0;
 	}
 	lt_next_tag(x, m->te);
 	return 0;
@@ -379,7 +386,8 @@ static int lt_pixel(struct lt *x, const struct lt_delims *d, size_t start,
 
 /* ---- character references ----------------------------------------------- */
 
-/* Named references decoded in URLs; legacy: also without ';'. */
+/* Named references decoded in URLs (HTML5 names, case-sensitive); legacy:
+ * also recognised without the ';'. */
 static const struct {
 	const char *name;
 	const char *utf8;
@@ -391,6 +399,10 @@ static const struct {
 	{ "quot", "\"", 1 },
 	{ "apos", "'", 0 },
 	{ "nbsp", "\xC2\xA0", 1 },
+	{ "AMP", "&", 1 },
+	{ "LT", "<", 1 },
+	{ "GT", ">", 1 },
+	{ "QUOT", "\"", 1 },
 };
 
 /* HTML5: numeric references 0x80-0x9F mean windows-1252 (0: unchanged). */
@@ -511,9 +523,14 @@ static int lt_decode(struct lt *x, const char *v, size_t n, int trim)
 				continue;
 			}
 		}
-		if (v[i] != '\t' && v[i] != '\n' && v[i] != '\r' &&
-		    buf_putc(b, v[i]) < 0)
+		if (v[i] == '\0') {
+			/* HTML5 reads a NUL in an attribute as U+FFFD. */
+			if (buf_puts(b, "\xEF\xBF\xBD") < 0)
+				return lt_oom(x);
+		} else if (v[i] != '\t' && v[i] != '\n' && v[i] != '\r' &&
+		           buf_putc(b, v[i]) < 0) {
 			return lt_oom(x);
+		}
 		i++;
 	}
 	while (lead < b->len && (unsigned char)b->data[lead] <= 0x20)
@@ -534,29 +551,68 @@ static int lt_is_http(const char *s, size_t n)
 	       (n >= 8 && lt_ieq(s, 8, "https://"));
 }
 
+/* s[0, n) is w or a prefix of it, ignoring ASCII case (w lowercase). */
+static int lt_iprefix(const char *s, size_t n, const char *w)
+{
+	size_t i;
+
+	if (n > strlen(w))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (lt_lower(s[i]) != w[i])
+			return 0;
+	return 1;
+}
+
 /* s[0, n) is an http(s) URL or the start of one. */
 static int lt_may_be_http(const char *s, size_t n)
 {
-	if (lt_is_http(s, n))
-		return 1;
-	return (n < 7 && lt_ieq(s, n, "http://" + 7 - 7 + 0) == 0 &&
-	        0) || (n < 8 && (lt_ieq(s, n, n <= 7 ? "" : "") || 1) &&
-	        ((n <= 7 && lt_ieq(s, n, "") ) || 0)) || 0;
+	return lt_is_http(s, n) || lt_iprefix(s, n, "http://") ||
+	       lt_iprefix(s, n, "https://");
 }
 
 /* ---- HTML layer ---------------------------------------------------------- */
 
-/* A start tag's href, as the attribute parser saw it. */
+/* A start tag's first href, as the attribute parser saw it. */
 struct lt_href {
 	int seen;               /* an href attribute was met (first wins) */
 	int has_value;
 	size_t v0, v1;          /* the value's span */
 	size_t hole;            /* first Mustache tag in it; v1 when none */
-	int notrack;            /* data-notrack attribute */
+	int notrack;            /* a data-notrack attribute */
+	struct lt_delims d;     /* the delimiters in force at the value */
 };
 
-/* The first href of an <a>/<area> tag ending at 'end' is complete:
- * rewrite it, count it, or leave it. 0 or -1. */
+/* 1 when the href is nothing but {{unsubscribe_url}} (any brace style,
+ * blanks): edm track's own link, not a click to count as untracked. */
+static int lt_is_unsub(const struct lt *x, const struct lt_href *h)
+{
+	const char *p = x->s + h->v0, *e = x->s + h->v1;
+	static const char name[] = "unsubscribe_url";
+
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if ((size_t)(e - p) < h->d.olen + h->d.clen ||
+	    memcmp(p, h->d.open, h->d.olen) != 0 ||
+	    memcmp(e - h->d.clen, h->d.close, h->d.clen) != 0)
+		return 0;
+	p += h->d.olen;
+	e -= h->d.clen;
+	if (p < e && (*p == '{' || *p == '&'))
+		p++;
+	if (e > p && e[-1] == '}')
+		e--;
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	return (size_t)(e - p) == sizeof(name) - 1 && memcmp(p, name, sizeof(name) - 1) == 0;
+}
+
+/* The tag starting at 'at' was an <a>/<area> with h: rewrite its href,
+ * count it, or leave it. 0 or -1. */
 static int lt_link(struct lt *x, const struct lt_href *h, size_t at)
 {
 	size_t roff, rlen, n;
@@ -567,7 +623,8 @@ static int lt_link(struct lt *x, const struct lt_href *h, size_t at)
 	if (h->hole < h->v1) {
 		if (lt_decode(x, x->s + h->v0, h->hole - h->v0, 0) < 0)
 			return -1;
-		if (lt_may_be_http(x->scratch.data, x->scratch.len))
+		if (lt_may_be_http(x->scratch.data, x->scratch.len) &&
+		    !lt_is_unsub(x, h))
 			(*x->untracked)++;
 		return 0;
 	}
@@ -577,7 +634,7 @@ static int lt_link(struct lt *x, const struct lt_href *h, size_t at)
 		return 0;
 	n = x->links->n + 1;
 	snprintf(num, sizeof(num), "/%zu", n);
-	if (lt_repl(x, &x->d, "", "/c/", num, at, &roff, &rlen) < 0)
+	if (lt_repl(x, &h->d, "", "/c/", num, at, &roff, &rlen) < 0)
 		return -1;
 	if (x->links->n == x->linkcap) {
 		size_t cap = x->linkcap ? x->linkcap * 2 : 16;
@@ -593,4 +650,440 @@ static int lt_link(struct lt *x, const struct lt_href *h, size_t at)
 	memcpy(url, x->scratch.data, x->scratch.len + 1);
 	x->links->urls[x->links->n++] = url;
 	return lt_edit_add(x, h->v0, h->v1, roff, rlen);
+}
+
+/* Elements whose content is text, not markup, up to their end tag
+ * (HTML5 raw text and RCDATA; plaintext never ends). */
+static const char *const lt_rawtext[] = {
+	"script", "style", "xmp", "iframe", "noembed", "noframes",
+	"textarea", "title", "plaintext",
+};
+
+/* Skip Mustache tags and bytes until the end tag </name (followed by a
+ * blank, '/' or '>'). Its '<' into *next (len: none). 0 or -1. */
+static int lt_raw(struct lt *x, size_t p, const char *name, size_t *next)
+{
+	size_t nl = strlen(name);
+	struct lt_mtag m;
+	char c;
+
+	while (p < x->len) {
+		if (p == x->tag) {
+			if (lt_mustache(x, &m) < 0)
+				return -1;
+			p = m.te;
+			continue;
+		}
+		if (x->s[p] == '<' && strcmp(name, "plaintext") != 0 &&
+		    lt_fits(x, p, nl + 3) && x->s[p + 1] == '/' &&
+		    lt_ieq(x->s + p + 2, nl, name)) {
+			c = x->s[p + 2 + nl];
+			if (lt_ws(c) || c == '/' || c == '>')
+				break;
+		}
+		p++;
+	}
+	*next = p < x->len ? p : x->len;
+	return 0;
+}
+
+/* <!-- at p - 4: skip to after -->, --!> (or the empty <!--> and
+ * <!--->), or the end. 0 or -1. */
+static int lt_comment(struct lt *x, size_t p, size_t *next)
+{
+	struct lt_mtag m;
+
+	if (lt_fits(x, p, 1) && x->s[p] == '>') {
+		*next = p + 1;
+		return 0;
+	}
+	if (lt_fits(x, p, 2) && x->s[p] == '-' && x->s[p + 1] == '>') {
+		*next = p + 2;
+		return 0;
+	}
+	while (p < x->len) {
+		if (p == x->tag) {
+			if (lt_mustache(x, &m) < 0)
+				return -1;
+			p = m.te;
+			continue;
+		}
+		if (x->s[p] == '-' && lt_fits(x, p, 3) && x->s[p + 1] == '-') {
+			if (x->s[p + 2] == '>') {
+				*next = p + 3;
+				return 0;
+			}
+			if (lt_fits(x, p, 4) && x->s[p + 2] == '!' &&
+			    x->s[p + 3] == '>') {
+				*next = p + 4;
+				return 0;
+			}
+		}
+		p++;
+	}
+	*next = x->len;
+	return 0;
+}
+
+/* A bogus comment (<!DOCTYPE, <?xml, </3) from p: skip to after the next
+ * '>' or the end. 0 or -1. */
+static int lt_bogus(struct lt *x, size_t p, size_t *next)
+{
+	struct lt_mtag m;
+
+	while (p < x->len) {
+		if (p == x->tag) {
+			if (lt_mustache(x, &m) < 0)
+				return -1;
+			p = m.te;
+			continue;
+		}
+		if (x->s[p++] == '>') {
+			*next = p;
+			return 0;
+		}
+	}
+	*next = x->len;
+	return 0;
+}
+
+enum lt_attr_state {
+	LT_BEFORE_NAME,
+	LT_NAME,
+	LT_AFTER_NAME,
+	LT_BEFORE_VALUE,
+	LT_DQ,
+	LT_SQ,
+	LT_UNQ,
+	LT_AFTER_QUOTED,
+};
+
+/*
+ * The start or end tag whose '<' is at p0 (a letter follows "<" or "</"):
+ * parse its attributes (HTML5 tokenizer states), then act on an <a> or
+ * <area> start tag, a </body> end tag, or a raw-text element. *next is
+ * the byte after the tag (after the raw text for script and the like), or
+ * the end of the input for a tag that never closes. 0 or -1.
+ */
+static int lt_tag(struct lt *x, size_t p0, size_t *next)
+{
+	enum lt_attr_state st = LT_BEFORE_NAME;
+	struct lt_href h;
+	struct lt_delims bd;
+	struct lt_mtag m;
+	const char *raw = NULL;
+	size_t p, n0, nlen, a0 = 0, v0 = 0, hole = 0, i;
+	int end = x->s[p0 + 1] == '/', is_link, is_body, cur_href = 0;
+	int ataint = 0, vtaint = 0;
+	char c;
+
+	memset(&h, 0, sizeof(h));
+	p = n0 = p0 + 1 + (size_t)end;
+	while (p < x->tag && !lt_ws(x->s[p]) && x->s[p] != '/' &&
+	       x->s[p] != '>')
+		p++;
+	nlen = p - n0;
+	/* A name running into a Mustache tag is not known here. */
+	if (p == x->tag) {
+		is_link = is_body = 0;
+	} else {
+		is_link = !end && (lt_ieq(x->s + n0, nlen, "a") ||
+		                   lt_ieq(x->s + n0, nlen, "area"));
+		is_body = end && lt_ieq(x->s + n0, nlen, "body");
+		for (i = 0; !end && i < sizeof(lt_rawtext) / sizeof(*lt_rawtext);
+		     i++)
+			if (lt_ieq(x->s + n0, nlen, lt_rawtext[i]))
+				raw = lt_rawtext[i];
+	}
+	if (is_body)
+		bd = x->d;
+
+	while (p < x->len) {
+		if (p == x->tag) {
+			if (lt_mustache(x, &m) < 0)
+				return -1;
+			p = m.te;
+			switch (st) {
+			case LT_BEFORE_NAME:
+			case LT_AFTER_NAME:
+			case LT_AFTER_QUOTED:
+				/* An attribute whose name we cannot know. */
+				cur_href = 0;
+				a0 = m.ts;
+				ataint = 1;
+				st = LT_NAME;
+				break;
+			case LT_NAME:
+				ataint = 1;
+				break;
+			case LT_BEFORE_VALUE:
+				v0 = hole = m.ts;
+				vtaint = 1;
+				st = LT_UNQ;
+				break;
+			case LT_DQ:
+			case LT_SQ:
+			case LT_UNQ:
+				if (!vtaint)
+					hole = m.ts;
+				vtaint = 1;
+				break;
+			}
+			continue;
+		}
+		c = x->s[p];
+		switch (st) {
+		case LT_AFTER_QUOTED:
+			/* Anything but a blank, '/' or '>' starts the next
+			 * attribute (a parse error browsers accept). */
+			if (!lt_ws(c) && c != '/' && c != '>') {
+				st = LT_BEFORE_NAME;
+				continue;
+			}
+			/* fall through */
+		case LT_BEFORE_NAME:
+			if (c == '>')
+				goto done;
+			if (!lt_ws(c) && c != '/') {
+				cur_href = 0;
+				a0 = p;
+				ataint = 0;
+				st = LT_NAME;
+			} else {
+				st = LT_BEFORE_NAME;
+			}
+			p++;
+			break;
+		case LT_NAME:
+			if (!lt_ws(c) && c != '/' && c != '=' && c != '>') {
+				p++;
+				break;
+			}
+			if (!ataint && lt_ieq(x->s + a0, p - a0, "data-notrack"))
+				h.notrack = 1;
+			if (!ataint && !h.seen && lt_ieq(x->s + a0, p - a0, "href"))
+				cur_href = h.seen = 1;
+			if (c == '>')
+				goto done;
+			st = c == '=' ? LT_BEFORE_VALUE : c == '/' ?
+			     LT_BEFORE_NAME : LT_AFTER_NAME;
+			p++;
+			break;
+		case LT_AFTER_NAME:
+			if (c == '>')
+				goto done;
+			if (c == '=') {
+				st = LT_BEFORE_VALUE;
+			} else if (c == '/') {
+				st = LT_BEFORE_NAME;
+			} else if (!lt_ws(c)) {
+				cur_href = 0;
+				a0 = p;
+				ataint = 0;
+				st = LT_NAME;
+			}
+			p++;
+			break;
+		case LT_BEFORE_VALUE:
+			if (c == '>')
+				goto done; /* a missing value: empty */
+			vtaint = 0;
+			if (c == '"' || c == '\'') {
+				v0 = p + 1;
+				st = c == '"' ? LT_DQ : LT_SQ;
+			} else if (!lt_ws(c)) {
+				v0 = p;
+				st = LT_UNQ;
+			}
+			p++;
+			break;
+		case LT_DQ:
+		case LT_SQ:
+		case LT_UNQ:
+			if (st == LT_DQ ? c != '"' : st == LT_SQ ? c != '\'' :
+			    !lt_ws(c) && c != '>') {
+				p++;
+				break;
+			}
+			if (cur_href) {
+				h.has_value = 1;
+				h.v0 = v0;
+				h.v1 = p;
+				h.hole = vtaint ? hole : p;
+				h.d = x->d;
+				cur_href = 0;
+			}
+			if (st == LT_UNQ) {
+				if (c == '>')
+					goto done;
+				st = LT_BEFORE_NAME;
+			} else {
+				st = LT_AFTER_QUOTED;
+			}
+			p++;
+			break;
+		}
+	}
+	/* The input ended inside the tag: browsers drop it, so do we. */
+	*next = x->len;
+	return 0;
+done:
+	*next = p + 1;
+	if (is_link && x->o->clicks && lt_link(x, &h, p0) < 0)
+		return -1;
+	if (is_body) {
+		x->have_body = 1;
+		x->body = p0;
+		x->body_d = bd;
+	}
+	if (raw != NULL)
+		return lt_raw(x, p + 1, raw, next);
+	return 0;
+}
+
+/* The whole source, in text state; Mustache tags in text may be the
+ * pixel's place. 0 or -1. */
+static int lt_scan(struct lt *x)
+{
+	struct lt_mtag m;
+	const char *hit;
+	size_t p = 0;
+	int rc = 0;
+	char c;
+
+	while (p < x->len && rc == 0) {
+		if (p == x->tag) {
+			if (lt_mustache(x, &m) < 0)
+				return -1;
+			if (m.pixel && x->o->opens && !x->pixel_done)
+				rc = lt_pixel(x, &x->d, m.ts, m.te);
+			p = m.te;
+			continue;
+		}
+		if (x->s[p] != '<') {
+			hit = memchr(x->s + p, '<', x->tag - p);
+			p = hit != NULL ? (size_t)(hit - x->s) : x->tag;
+			continue;
+		}
+		if (!lt_fits(x, p, 2)) {
+			p++; /* '<' before a Mustache tag or at the end: text */
+			continue;
+		}
+		c = x->s[p + 1];
+		if (c == '!' && lt_fits(x, p, 4) && x->s[p + 2] == '-' &&
+		    x->s[p + 3] == '-')
+			rc = lt_comment(x, p + 4, &p);
+		else if (c == '!' || c == '?')
+			rc = lt_bogus(x, p + 2, &p);
+		else if (lt_alpha(c))
+			rc = lt_tag(x, p, &p);
+		else if (c != '/' || !lt_fits(x, p, 3))
+			p++;
+		else if (lt_alpha(x->s[p + 2]))
+			rc = lt_tag(x, p, &p);
+		else if (x->s[p + 2] == '>')
+			p += 3; /* "</>" is dropped */
+		else
+			rc = lt_bogus(x, p + 2, &p);
+	}
+	return rc;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+/* The output: the source with every edit applied, in order. 0 or -1. */
+static int lt_assemble(struct lt *x, char **out, size_t *outlen)
+{
+	struct buf b = { 0 };
+	size_t pos = 0, i;
+
+	if (buf_reserve(&b, x->len + x->repl.len) < 0)
+		return lt_oom(x);
+	/* Room was reserved for everything: the appends cannot fail. */
+	for (i = 0; i < x->ned; i++) {
+		const struct lt_edit *e = &x->ed[i];
+
+		buf_append(&b, x->s + pos, e->start - pos);
+		buf_append(&b, x->repl.data + e->roff, e->rlen);
+		pos = e->end;
+	}
+	buf_append(&b, x->s + pos, x->len - pos);
+	*out = b.data;
+	*outlen = b.len;
+	return 0;
+}
+
+int linktrack_rewrite(const char *src, size_t len,
+                      const struct linktrack_opts *o, char **out,
+                      size_t *outlen, struct link_table *links,
+                      size_t *untracked, char *err, size_t errlen)
+{
+	struct lt x;
+	size_t i;
+	int rc = -1;
+
+	*out = NULL;
+	*outlen = 0;
+	links->urls = NULL;
+	links->n = 0;
+	*untracked = 0;
+	if (!o->clicks && !o->opens) {
+		if ((*out = malloc(len + 1)) == NULL)
+			return edm_errf(err, errlen, "out of memory");
+		if (len > 0)
+			memcpy(*out, src, len);
+		(*out)[len] = '\0';
+		*outlen = len;
+		return 0;
+	}
+	memset(&x, 0, sizeof(x));
+	x.s = src;
+	x.len = len;
+	x.o = o;
+	x.base = o->base_url != NULL ? o->base_url : "";
+	x.links = links;
+	x.untracked = untracked;
+	x.err = err;
+	x.errlen = errlen;
+	lt_delims_set(&x.d, "{{", 2, "}}", 2);
+	lt_next_tag(&x, 0);
+
+	if (lt_scan(&x) < 0)
+		goto out;
+	if (o->opens && !x.pixel_done) {
+		if (x.have_body ? lt_pixel(&x, &x.body_d, x.body, x.body) :
+		    lt_pixel(&x, &x.d, len, len))
+			goto out;
+		/* The insertion is the one edit that may be out of order. */
+		for (i = x.ned - 1; i > 0 && x.ed[i - 1].start > x.ed[i].start;
+		     i--) {
+			struct lt_edit t = x.ed[i];
+
+			x.ed[i] = x.ed[i - 1];
+			x.ed[i - 1] = t;
+		}
+	}
+	rc = lt_assemble(&x, out, outlen);
+out:
+	if (rc < 0) {
+		link_table_free(links);
+		*untracked = 0;
+	}
+	free(x.ed);
+	buf_free(&x.repl);
+	buf_free(&x.scratch);
+	return rc;
+}
+
+void link_table_free(struct link_table *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++)
+		free(t->urls[i]);
+	free(t->urls);
+	t->urls = NULL;
+	t->n = 0;
 }

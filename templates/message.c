@@ -24,7 +24,9 @@
 #include "dkim.h"
 #include "log.h"
 #include "mime.h"
+#include "linktrack.h"
 #include "tmpl.h"
+#include "token.h"
 
 enum builtin {
 	B_EMAIL,
@@ -34,12 +36,13 @@ enum builtin {
 	B_UNSUBSCRIBE_URL,
 	B_TRACKING_PIXEL,
 	B_DATE,
+	B_TOKEN,
 	B_COUNT
 };
 
 static const char *const builtin_names[B_COUNT] = {
 	"email", "campaign", "row", "message_id", "unsubscribe_url",
-	"tracking_pixel", "date",
+	"tracking_pixel", "date", "token",
 };
 
 /* Header names [message] headers may not set: edm writes them itself, or
@@ -73,6 +76,12 @@ struct message_factory {
 	struct dkim_key *keys[CONFIG_MAX_DKIM];
 	size_t nkeys;
 	int strict;
+	/* [tracking]: links of the HTML template, and the token key once
+	 * message_factory_set_secret() gave it */
+	int tracking;
+	struct link_table links;
+	size_t untracked;
+	struct token_key *tkey;
 };
 
 /* Read a whole template file (templates are small; bounded at 10 MB). */
@@ -163,6 +172,23 @@ static struct tmpl *compile_file(struct message_factory *f, const char *path,
 		size_t n = strlen(err);
 		snprintf(err + n, errlen - n, " (named by %s at %s)", key,
 		         config_where(f->cfg, "message", key));
+	} else if (mode == TMPL_HTML && f->tracking &&
+	           (f->cfg->tracking.clicks || f->cfg->tracking.opens)) {
+		struct linktrack_opts lo = {
+			.base_url = f->cfg->tracking.base_url,
+			.clicks = f->cfg->tracking.clicks,
+			.opens = f->cfg->tracking.opens,
+		};
+		char *tracked = NULL;
+		size_t tlen = 0;
+		if (linktrack_rewrite(src, len, &lo, &tracked, &tlen, &f->links,
+		                      &f->untracked, err, errlen) < 0) {
+			size_t n = strlen(err);
+			snprintf(err + n, errlen - n, " (in %s)", path);
+		} else {
+			t = tmpl_compile(tracked, tlen, &o, &names, err, errlen);
+		}
+		free(tracked);
 	} else {
 		t = tmpl_compile(src, len, &o, &names, err, errlen);
 	}
@@ -388,6 +414,7 @@ struct message_factory *message_factory_new(struct config *cfg,
 	}
 	f->cfg = cfg;
 	f->strict = m->strict_variables;
+	f->tracking = cfg->tracking.present;
 	if (build_names(f, header, email_col) < 0)
 		goto nomem;
 	err[0] = '\0';
@@ -443,6 +470,11 @@ struct message_factory *message_factory_new(struct config *cfg,
 	}
 	if (load_keys(f, err, errlen) < 0)
 		goto fail;
+	if (f->untracked > 0)
+		edm_warn("%s: %zu link%s with a template variable in the URL %s not "
+		         "click-tracked (the target differs per recipient)",
+		         m->html, f->untracked, f->untracked == 1 ? "" : "s",
+		         f->untracked == 1 ? "is" : "are");
 	return f;
 
 nomem:
@@ -470,6 +502,45 @@ void message_id_make(const char *campaign, size_t row, const char *addr_key,
 	SHA256((const unsigned char *)in, (size_t)len, md);
 	snprintf(out, n, "edm.%zu.%02x%02x%02x%02x%02x%02x%02x%02x@%s", row,
 	         md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], domain);
+}
+
+int message_factory_set_secret(struct message_factory *f, const void *secret,
+                               size_t len, char *err, size_t errlen)
+{
+	struct token_key *k = token_key_new(secret, len, f->cfg->campaign.name);
+
+	if (k == NULL)
+		return edm_errf(err, errlen, "out of memory");
+	token_key_free(f->tkey);
+	f->tkey = k;
+	return 0;
+}
+
+int message_factory_tracking_init(struct message_factory *f, char *err,
+                                   size_t errlen)
+{
+	const char *rp = f->cfg->smtp.return_path, *secret;
+	size_t len;
+
+	if (!f->tracking && (rp == NULL || strstr(rp, "{{token}}") == NULL))
+		return 0;
+	if (config_tracking_secret(f->cfg, &secret, &len, err, errlen) < 0)
+		return -1;
+	if (f->tracking && strncmp(f->cfg->tracking.base_url, "https://", 8) != 0)
+		edm_warn("%s: [tracking] base_url is not https: Gmail and Yahoo ignore "
+		         "a one-click List-Unsubscribe URL that is not https (RFC 8058)",
+		         config_where(f->cfg, "tracking", "base_url"));
+	return message_factory_set_secret(f, secret, len, err, errlen);
+}
+
+const struct token_key *message_token_key(const struct message_factory *f)
+{
+	return f->tkey;
+}
+
+const struct link_table *message_links(const struct message_factory *f)
+{
+	return &f->links;
 }
 
 void message_id(const struct message_factory *f, size_t row,
@@ -547,7 +618,7 @@ static int render_all(const struct message_factory *f, const struct csv_row *csv
                       int bodies)
 {
 	struct tmpl_values v;
-	char msgid[ADDR_MAX + 64], rowbuf[24], date[16];
+	char rowbuf[24], date[16];
 	struct tm tm;
 	int rc;
 
@@ -562,7 +633,16 @@ static int render_all(const struct message_factory *f, const struct csv_row *csv
 	/* The address column renders normalised, whatever its name. */
 	s->vals[f->email_col] = to->norm;
 	s->lens[f->email_col] = to->len;
-	message_id(f, csv->row, to, msgid, sizeof(msgid));
+	message_id(f, csv->row, to, s->msgid, sizeof(s->msgid));
+	s->token[0] = '\0';
+	if (f->tkey != NULL && token_make(f->tkey, csv->row, s->token) < 0)
+		return edm_errf(err, errlen, "row %zu: no tracking token for this row "
+		                "number", csv->row);
+	buf_reset(&s->track_unsub);
+	if (f->tracking &&
+	    buf_printf(&s->track_unsub, "%s/u/%s", f->cfg->tracking.base_url,
+	               s->token) < 0)
+		return edm_errf(err, errlen, "out of memory");
 	snprintf(rowbuf, sizeof(rowbuf), "%zu", csv->row);
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
@@ -570,10 +650,11 @@ static int render_all(const struct message_factory *f, const struct csv_row *csv
 		[B_EMAIL] = to->norm,
 		[B_CAMPAIGN] = f->cfg->campaign.name,
 		[B_ROW] = rowbuf,
-		[B_MESSAGE_ID] = msgid,
+		[B_MESSAGE_ID] = s->msgid,
 		[B_UNSUBSCRIBE_URL] = "",
 		[B_TRACKING_PIXEL] = "",
 		[B_DATE] = date,
+		[B_TOKEN] = s->token,
 	};
 	for (int b = 0; b < B_COUNT; b++)
 		if (f->builtin_own[b]) {
@@ -587,9 +668,11 @@ static int render_all(const struct message_factory *f, const struct csv_row *csv
 	if (f->unsub_url != NULL && url_sanitise(&s->unsub_url, &s->tmp) < 0)
 		return edm_errf(err, errlen, "out of memory");
 	if (f->builtin_own[B_UNSUBSCRIBE_URL]) {
-		s->vals[f->builtin_idx[B_UNSUBSCRIBE_URL]] =
-			s->unsub_url.data ? s->unsub_url.data : "";
-		s->lens[f->builtin_idx[B_UNSUBSCRIBE_URL]] = s->unsub_url.len;
+		/* the config's own URL, else edm track's with tracking on */
+		const struct buf *u = f->unsub_url != NULL || !f->tracking
+		                    ? &s->unsub_url : &s->track_unsub;
+		s->vals[f->builtin_idx[B_UNSUBSCRIBE_URL]] = u->data ? u->data : "";
+		s->lens[f->builtin_idx[B_UNSUBSCRIBE_URL]] = u->len;
 	}
 	if ((rc = render(f->subject, &v, f->strict, &s->subject, err, errlen)) != 0 ||
 	    (rc = render(f->from_name, &v, f->strict, &s->from_name, err, errlen)) != 0 ||
@@ -641,12 +724,13 @@ int message_render(const struct message_factory *f, const struct csv_row *csv,
                    struct message_scratch *s, struct buf *out,
                    char *err, size_t errlen)
 {
-	char msgid[ADDR_MAX + 64];
 	int rc;
 
+	if (f->tracking && f->tkey == NULL)
+		return edm_errf(err, errlen, "internal: [tracking] is on but the "
+		                "secret was not loaded");
 	if ((rc = render_all(f, csv, to, now, s, err, errlen, 1)) != 0)
 		return rc;
-	message_id(f, csv->row, to, msgid, sizeof(msgid));
 	for (size_t i = 0; i < f->nheaders; i++) {
 		s->mhdrs[i].name = f->headers[i].name;
 		s->mhdrs[i].value = s->hdrs.data + s->hdr_off[i];
@@ -658,14 +742,17 @@ int message_render(const struct message_factory *f, const struct csv_row *csv,
 		.to_addr = to->norm,
 		.reply_to = f->reply_to,
 		.subject = s->subject.data ? s->subject.data : "",
-		.message_id = msgid,
+		.message_id = s->msgid,
 		.date = now,
 		.text = f->text ? s->text.data : NULL,
 		.text_len = s->text.len,
 		.html = f->html ? s->html.data : NULL,
 		.html_len = s->html.len,
-		.unsub_url = f->unsub_url ? s->unsub_url.data : NULL,
+		/* List-Unsubscribe: edm track's URL whenever tracking is on */
+		.unsub_url = f->tracking ? s->track_unsub.data
+		           : f->unsub_url ? s->unsub_url.data : NULL,
 		.unsub_mailto = f->unsub_mailto,
+		.unsub_http_ok = f->tracking,
 		.feedback_id = trimmed(&s->feedback_id),
 		.headers = s->mhdrs,
 		.nheaders = f->nheaders,
@@ -696,6 +783,7 @@ void message_scratch_free(struct message_scratch *s)
 	buf_free(&s->html);
 	buf_free(&s->feedback_id);
 	buf_free(&s->unsub_url);
+	buf_free(&s->track_unsub);
 	buf_free(&s->hdrs);
 	buf_free(&s->mime);
 	buf_free(&s->tmp);
@@ -717,6 +805,8 @@ void message_factory_free(struct message_factory *f)
 	tmpl_free(f->html);
 	tmpl_free(f->feedback_id);
 	tmpl_free(f->unsub_url);
+	link_table_free(&f->links);
+	token_key_free(f->tkey);
 	for (size_t i = 0; i < f->nheaders; i++) {
 		free(f->headers[i].name);
 		tmpl_free(f->headers[i].value);

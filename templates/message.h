@@ -13,8 +13,17 @@
  *   row              the data row number (1-based)
  *   message_id       the Message-ID without angle brackets
  *   unsubscribe_url  the rendered [message] unsubscribe_url
- *   tracking_pixel   empty (until tracking exists)
+ *   tracking_pixel   empty (with [tracking] opens, the HTML template's
+ *                    {{tracking_pixel}} is replaced by the pixel before
+ *                    compiling: templates/linktrack.h)
  *   date             the sending date, YYYY-MM-DD (UTC)
+ *   token            the recipient's tracking token (templates/token.h),
+ *                    empty without [tracking] / the secret
+ *
+ * With [tracking]: the HTML template's links and pixel are rewritten at
+ * creation (linktrack.h), unsubscribe_url defaults to BASE/u/<token>, and
+ * List-Unsubscribe always points there; message_factory_set_secret() must
+ * be called before message_render() (message_check() does not need it).
  *
  * Contract: message_factory_new() either returns a factory whose every
  * template compiled against the CSV header, every attachment and key
@@ -41,7 +50,9 @@ struct message_factory;
  * message_scratch_free(). */
 struct message_scratch {
 	struct buf subject, from_name, to_name, text, html, feedback_id,
-	           unsub_url, hdrs, mime, tmp;
+	           unsub_url, track_unsub, hdrs, mime, tmp;
+	char msgid[512];      /* this row's Message-ID */
+	char token[32];       /* this row's token (TOKEN_MAX) */
 	const char **vals;    /* per-variable values, grown on the heap */
 	size_t *lens;
 	size_t nvals;
@@ -98,6 +109,26 @@ void message_id(const struct message_factory *f, size_t row,
  */
 void message_id_make(const char *campaign, size_t row, const char *addr_key,
                      const char *domain, char *out, size_t n);
+
+/* Load the tracking secret (needed with [tracking] before rendering):
+ * tokens are HMACs of campaign and row under it. 0 or -1 with err. */
+int message_factory_set_secret(struct message_factory *f, const void *secret,
+                               size_t len, char *err, size_t errlen);
+
+/* What edm send and edm preview call after creating the factory: with
+ * [tracking] on or {{token}} in [smtp] return_path, load the secret from
+ * the environment (config_tracking_secret: -1 with err when unset or
+ * short) and set it; otherwise nothing. 0 or -1. */
+int message_factory_tracking_init(struct message_factory *f, char *err,
+                                  size_t errlen);
+
+/* The token key (NULL before message_factory_set_secret). */
+struct token_key;
+const struct token_key *message_token_key(const struct message_factory *f);
+
+/* The click-tracked links of the HTML template (empty without tracking). */
+struct link_table;
+const struct link_table *message_links(const struct message_factory *f);
 
 /* Envelope sender candidates: the From address (ASCII). */
 const char *message_from_addr(const struct message_factory *f);

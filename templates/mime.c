@@ -876,8 +876,13 @@ static int mime_check(const struct mime_message *m, char *err, size_t errlen)
 		return edm_errf(err, errlen, "message-id must be id@domain, "
 		                 "printable ASCII without spaces or <>");
 	if (m->unsub_url != NULL && m->unsub_url[0] != '\0') {
-		if (strncasecmp(m->unsub_url, "https://", 8) != 0 ||
-		    m->unsub_url[8] == '\0')
+		/* https (RFC 8058); http only when the caller allows it (a
+		 * [tracking] base_url on http, which edm warns about) */
+		if (!((strncasecmp(m->unsub_url, "https://", 8) == 0 &&
+		       m->unsub_url[8] != '\0') ||
+		      (m->unsub_http_ok &&
+		       strncasecmp(m->unsub_url, "http://", 7) == 0 &&
+		       m->unsub_url[7] != '\0')))
 			return edm_errf(err, errlen, "unsubscribe URL must be "
 			                 "https:// (RFC 8058 one-click)");
 		if (hdr_uri_len(m->unsub_url) > MIME_URI_MAX)

@@ -55,6 +55,8 @@ struct mime_message {
 	size_t html_len;
 	const char *unsub_url;   /* https URL or NULL */
 	const char *unsub_mailto;/* address (without mailto:) or NULL */
+	int unsub_http_ok;       /* accept an http:// unsub_url too (edm track
+	                            on http, which edm warns about) */
 	const char *feedback_id; /* or NULL */
 	const struct mime_header *headers; /* extra headers */
 	size_t nheaders;
