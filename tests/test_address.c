@@ -21,7 +21,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SUPPRESS_DIR EDM_FIXTURES "/suppress/"
 
@@ -644,6 +646,86 @@ static void test_suppress_errors(void)
 	strset_free(set);
 }
 
+/* ---- suppress_watch ---------------------------------------------------- */
+
+/* Append raw bytes to path. */
+static void append(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "ab");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(s, f);
+	fclose(f);
+}
+
+/* A CSV suppression file followed as it grows: only complete lines are
+ * read, each once; a replaced file is read from its start. */
+static void test_suppress_watch_csv(void)
+{
+	char dir[] = "/tmp/edm-watch-XXXXXX", path[64], err[512] = "";
+	struct strset *set = strset_new();
+	struct suppress_watch *w;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/s.csv", dir);
+	w = suppress_watch_new(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	/* the first poll wants the file */
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), -1);
+	check(strstr(err, path) != NULL, __LINE__, "error \"%s\" names the file", err);
+	append(path, "\xef\xbb\xbfreason,Email\nunsubscribe,a@example.com\n");
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 1);
+	CU_ASSERT_TRUE(suppressed(set, "A@example.com"));
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 0);
+	/* half a line waits for its end */
+	append(path, "bounce,b@exa");
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 0);
+	CU_ASSERT_FALSE(suppressed(set, "b@example.com"));
+	append(path, "mple.com\ncomplaint,\"c@example.com\"\nx,not an address\n");
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 2);
+	CU_ASSERT_TRUE(suppressed(set, "b@example.com"));
+	CU_ASSERT_TRUE(suppressed(set, "c@example.com"));
+	/* replaced by a plain list: read again from its start */
+	CU_ASSERT_EQUAL(unlink(path), 0);
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 0);
+	append(path, "# list\nd@example.com\na@example.com\n");
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 1);
+	CU_ASSERT_TRUE(suppressed(set, "d@example.com"));
+	CU_ASSERT_EQUAL(strset_count(set), 4);
+	suppress_watch_free(w);
+	suppress_watch_free(NULL);
+	unlink(path);
+	rmdir(dir);
+	strset_free(set);
+}
+
+/* What suppress_append writes, a watcher reads (the edm track -> edm send
+ * path), including into a file with a header written by someone else. */
+static void test_suppress_watch_append(void)
+{
+	char dir[] = "/tmp/edm-watch-XXXXXX", path[64], err[512] = "";
+	struct strset *set = strset_new();
+	struct suppress_watch *w;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/s.csv", dir);
+	append(path, "");
+	w = suppress_watch_new(path);
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(suppress_append(path, "Zed@Example.com", "unsubscribe", 1,
+	                                "spring", err, sizeof err), 0);
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 1);
+	CU_ASSERT_TRUE(suppressed(set, "zed@example.com"));
+	CU_ASSERT_EQUAL(suppress_append(path, "y@example.com", "bounce:bad-mailbox", 2,
+	                                "spring", err, sizeof err), 0);
+	CU_ASSERT_EQUAL(suppress_watch_poll(w, set, err, sizeof err), 1);
+	CU_ASSERT_TRUE(suppressed(set, "y@example.com"));
+	suppress_watch_free(w);
+	unlink(path);
+	rmdir(dir);
+	strset_free(set);
+}
+
 static const struct test_case tests[] = {
 	{"accept_plain", test_accept_plain},
 	{"accept_atext_specials", test_accept_atext_specials},
@@ -665,6 +747,8 @@ static const struct test_case tests[] = {
 	{"suppress_commented_csv", test_suppress_commented_csv},
 	{"suppress_empty", test_suppress_empty},
 	{"suppress_errors", test_suppress_errors},
+	{"suppress_watch_csv", test_suppress_watch_csv},
+	{"suppress_watch_append", test_suppress_watch_append},
 	{0},
 };
 
