@@ -22,6 +22,7 @@
 #include "log.h"
 #include "classify_cmd.h"
 #include "preview.h"
+#include "report.h"
 #include "send.h"
 #include "sink.h"
 #include "validate.h"
@@ -43,6 +44,8 @@ static const char usage_main[] =
 	"             it would be sent: headers, MIME parts, DKIM signatures\n"
 	"  send       send the campaign: shaped SMTP delivery, retries, resume,\n"
 	"             results.csv (edm send --help)\n"
+	"  report     report.csv (one row per recipient: delivery, opens, clicks,\n"
+	"             unsubscribes, bounces) and report.html for a campaign\n"
 	"  classify   classify SMTP replies into bounce categories\n"
 	"  sink       a local capture SMTP server for trying campaigns\n"
 	"  dkim       DKIM keys: edm dkim keygen --domain D --selector S\n"
@@ -53,7 +56,6 @@ static const char usage_main[] =
 	"  -V, --version   print the version\n"
 	"\n"
 	"CONFIG is the campaign's INI file; docs/config.md lists every key.\n"
-	"track and report are planned and not in this version.\n"
 	"Environment: EDM_LOG=debug|info|warn|error sets the log level.\n";
 
 static const char usage_validate[] =
@@ -519,6 +521,7 @@ static const struct command commands[] = {
 	{ "dkim", cmd_dkim, usage_dkim },
 	{ "send", cmd_send, usage_send },
 	{ "classify", classify_cmd_main, classify_cmd_usage },
+	{ "report", report_main, report_usage },
 	{ "sink", sink_main, sink_usage },
 };
 
@@ -560,7 +563,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if ((cmd = find_command(argv[1])) == NULL) {
-		if (strcmp(argv[1], "track") == 0 || strcmp(argv[1], "report") == 0)
+		if (strcmp(argv[1], "track") == 0)
 			edm_error("'%s' is planned but not in this version of edm", argv[1]);
 		else
 			edm_error("no command '%s' (see edm --help)", argv[1]);
