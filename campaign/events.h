@@ -20,9 +20,9 @@
  *
  * Contract: events_open() creates the file (0600) with its header when it
  * is new or empty. events_append() writes one whole line with one write(2)
- * on an O_APPEND descriptor under flock(LOCK_EX), so `edm track` and
- * `edm ingest` (several processes) can append to the same file; with
- * 'durable' it fsyncs before returning (unsubscribes: the answer to the
+ * on an O_APPEND descriptor (atomic against other appenders on Linux local
+ * file systems), so `edm track` and `edm ingest` (several processes) can
+ * append to the same file; with 'durable' it fdatasyncs before returning (unsubscribes: the answer to the
  * user comes after the record is on disk). events_read() streams the rows
  * of an events.csv back (unknown extra columns ignored, a missing file is
  * zero rows).

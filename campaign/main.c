@@ -25,6 +25,7 @@
 #include "report.h"
 #include "send.h"
 #include "sink.h"
+#include "track.h"
 #include "validate.h"
 
 #ifndef EDM_VERSION
@@ -44,6 +45,8 @@ static const char usage_main[] =
 	"             it would be sent: headers, MIME parts, DKIM signatures\n"
 	"  send       send the campaign: shaped SMTP delivery, retries, resume,\n"
 	"             results.csv (edm send --help)\n"
+	"  track      the tracking server: open pixels, click redirects and\n"
+	"             one-click unsubscribes into OUT_DIR/events.csv\n"
 	"  report     report.csv (one row per recipient: delivery, opens, clicks,\n"
 	"             unsubscribes, bounces) and report.html for a campaign\n"
 	"  classify   classify SMTP replies into bounce categories\n"
@@ -522,6 +525,7 @@ static const struct command commands[] = {
 	{ "send", cmd_send, usage_send },
 	{ "classify", classify_cmd_main, classify_cmd_usage },
 	{ "report", report_main, report_usage },
+	{ "track", track_main, track_usage },
 	{ "sink", sink_main, sink_usage },
 };
 
@@ -563,10 +567,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if ((cmd = find_command(argv[1])) == NULL) {
-		if (strcmp(argv[1], "track") == 0)
-			edm_error("'%s' is planned but not in this version of edm", argv[1]);
-		else
-			edm_error("no command '%s' (see edm --help)", argv[1]);
+		edm_error("no command '%s' (see edm --help)", argv[1]);
 		return EX_USAGE;
 	}
 	return cmd->run(argc - 1, argv + 1);

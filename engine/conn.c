@@ -1,6 +1,7 @@
 /*
  * conn.c - sockets: outgoing SMTP connections (libuv TCP + engine/tls.c +
- * engine/smtp_session.c) and the listening server of `edm sink`.
+ * engine/smtp_session.c) and the listening server of `edm sink` and
+ * `edm track`.
  *
  * Client data flow:
  *   uv read -> [tls_feed/tls_read] -> smtp_session_feed -> pump():
@@ -10,6 +11,16 @@
  * outer pump loop picks it up. A connection is freed only from the close
  * callback of its last handle, never inside a nested callback (STYLE 5).
  * Every uv_write owns its buffer and frees it in its callback.
+ *
+ * Server data flow: accept (or, at the connection cap, leave the
+ * connection to libuv until one closes) -> open(); uv read -> data() ->
+ * replies queued; after each data() the idle or request timer is armed
+ * from busy() and whether a reply was written. Every end but a network
+ * error is graceful (srv_finish): the handler's close() runs at once,
+ * the replies drain, the write side is shut, and input is discarded until
+ * EOF or the linger time. A srv_conn is freed from its last handle's
+ * close callback, the listener when its owner, its handle and every
+ * srv_conn are gone.
  */
 #include "conn.h"
 
@@ -110,7 +121,7 @@ static void write_done(uv_write_t *w, int status)
 }
 
 /* Queue n bytes on a stream; the request owns its copy and frees it in
- * write_done (client and server side alike). */
+ * write_done. */
 static int write_copy(uv_stream_t *st, const void *p, size_t n)
 {
 	uv_write_t *w;
@@ -505,134 +516,384 @@ void *conn_data(const struct conn *c)
 	return c->data;
 }
 
-/* ---- the listening side (edm sink) ---- */
+/* ---- the listening side (edm sink, edm track) ---- */
+
+/*
+ * When the handler is done with a connection (it asked to close, the
+ * peer sent EOF, a timeout, a graceful stop), the replies are written,
+ * the write side is shut down, and input is read and thrown away until
+ * the peer closes: closing a socket with unread input makes the kernel
+ * send a reset, which can destroy a reply the client has not read yet
+ * (the "lingering close" of RFC 9112 9.6). 2 s is ample for a client to
+ * read a short reply and close; the bytes thrown away are capped too.
+ */
+#define SRV_LINGER_MS 2000
+#define SRV_LINGER_BYTES (256 * 1024)
+/* A peer that sends (pipelines) without reading the replies: reading
+ * pauses while more than this is queued for it, so its replies cannot
+ * grow without bound; 1 MiB is thousands of small replies. */
+#define SRV_WRITE_QUEUE_MAX (1024 * 1024)
 
 struct srv_conn {
 	uv_tcp_t tcp;
+	uv_timer_t timer;        /* idle or request timeout, then the linger */
 	struct conn_listener *l;
-	void *state;
+	void *state;             /* the handler's; NULL once it is done */
 	struct srv_conn *next, *prev;
-	int closing;
+	char peer[64];
+	int handles;             /* open handles; freed at 0 */
+	int closing;             /* uv_close called */
+	int finishing;           /* handler done: replies drain, then linger */
+	int shut_done;           /* the shutdown request completed */
+	int eof;                 /* the peer closed its side */
+	int busy;                /* the handler holds an unfinished request */
+	int paused;              /* reading paused: write queue full */
+	size_t discarded;        /* bytes thrown away while lingering */
 };
 
 struct conn_listener {
 	uv_tcp_t tcp;
 	const struct conn_server_ops *ops;
 	void *arg;
-	struct srv_conn *conns;
-	int closing;
+	struct conn_server_limits lim;
+	struct srv_conn *conns;  /* accepted and not closing */
+	unsigned nconns;
+	unsigned live;           /* owner + listening handle + srv_conns:
+	                            freed at 0 */
+	int listening;           /* the listening handle is open */
+	int released;            /* conn_listener_close() was called */
+	int draining;            /* conn_listener_shutdown() was called */
+	int pending;             /* a connection waits for uv_accept (cap) */
 };
 
-static void srv_conn_closed(uv_handle_t *h)
-{
-	struct srv_conn *sc = h->data;
+static void srv_accept_one(struct conn_listener *l);
 
-	free(sc);
+static void listener_unref(struct conn_listener *l)
+{
+	if (--l->live == 0)
+		free(l);
 }
 
+static void srv_handle_closed(uv_handle_t *h)
+{
+	struct srv_conn *sc = h->data;
+	struct conn_listener *l = sc->l;
+
+	if (--sc->handles == 0) {
+		free(sc);
+		listener_unref(l);
+	}
+}
+
+/* The handler is done with the connection: its close() runs now. */
+static void srv_detach(struct srv_conn *sc)
+{
+	void *st = sc->state;
+
+	if (st != NULL) {
+		sc->state = NULL;
+		sc->l->ops->close(st);
+	}
+}
+
+/* Close at once (pending writes are cancelled). */
 static void srv_conn_close(struct srv_conn *sc)
 {
+	struct conn_listener *l = sc->l;
+
 	if (sc->closing)
 		return;
 	sc->closing = 1;
+	srv_detach(sc);
 	if (sc->prev)
 		sc->prev->next = sc->next;
 	else
-		sc->l->conns = sc->next;
+		l->conns = sc->next;
 	if (sc->next)
 		sc->next->prev = sc->prev;
-	sc->l->ops->close(sc->state);
-	uv_close((uv_handle_t *)&sc->tcp, srv_conn_closed);
+	l->nconns--;
+	uv_timer_stop(&sc->timer);
+	uv_close((uv_handle_t *)&sc->timer, srv_handle_closed);
+	uv_close((uv_handle_t *)&sc->tcp, srv_handle_closed);
+	/* a connection held back by the cap may come in now */
+	if (l->pending && l->listening &&
+	    (l->lim.max_conns == 0 || l->nconns < l->lim.max_conns)) {
+		l->pending = 0;
+		srv_accept_one(l);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+
+static void srv_write_done(uv_write_t *w, int status)
+{
+	struct srv_conn *sc = w->data;
+
+	free(w);
+	if (sc->closing)
+		return;
+	if (status < 0) {
+		srv_conn_close(sc);
+		return;
+	}
+	if (sc->paused && !sc->eof &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&sc->tcp) == 0) {
+		sc->paused = 0;
+		if (uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, srv_read) < 0)
+			srv_conn_close(sc);
+	}
+}
+
+/* Queue what the handler produced (the request owns its copy). 0, or
+ * -1 when the connection had to be closed. */
+static int srv_send(struct srv_conn *sc, struct buf *out)
+{
+	uv_write_t *w;
+	uv_buf_t b;
+
+	if (out->len == 0 || sc->closing)
+		return sc->closing ? -1 : 0;
+	w = malloc(sizeof(*w) + out->len);
+	if (w == NULL) {
+		srv_conn_close(sc);
+		return -1;
+	}
+	memcpy(w + 1, out->data, out->len);
+	b = uv_buf_init((char *)(w + 1), (unsigned)out->len);
+	w->data = sc;
+	if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, srv_write_done) < 0) {
+		free(w);
+		srv_conn_close(sc);
+		return -1;
+	}
+	return 0;
+}
+
+static void srv_timer(uv_timer_t *t);
+
+/*
+ * (Re)arm the connection's timer after the handler ran: a request in
+ * progress keeps the deadline it got when it started, unless a reply was
+ * written since (a client pipelining steadily is making progress); an
+ * idle connection gets idle_ms from now.
+ */
+static void srv_arm(struct srv_conn *sc, int busy, int answered)
+{
+	const struct conn_server_limits *lim = &sc->l->lim;
+	unsigned ms;
+
+	if (busy && sc->busy && !answered)
+		return;
+	sc->busy = busy;
+	ms = busy ? lim->request_ms : lim->idle_ms;
+	if (ms > 0)
+		uv_timer_start(&sc->timer, srv_timer, ms, 0);
+	else
+		uv_timer_stop(&sc->timer);
 }
 
 static void srv_shutdown_done(uv_shutdown_t *req, int status)
 {
 	struct srv_conn *sc = req->data;
 
-	(void)status;
 	free(req);
-	srv_conn_close(sc);
+	if (sc->closing)
+		return;
+	sc->shut_done = 1;
+	if (status < 0 || sc->eof)
+		srv_conn_close(sc);
 }
 
-/* Write what the handler produced; close after it when asked. */
-static void srv_send(struct srv_conn *sc, struct buf *out, int close_after)
+/* End gracefully: the handler's close() now, replies written, write side
+ * shut, input discarded until EOF or the linger time. */
+static void srv_finish(struct srv_conn *sc)
 {
-	/* a failed write shows up as a read error on this connection */
-	(void)write_copy((uv_stream_t *)&sc->tcp, out->data, out->len);
-	buf_reset(out);
-	if (close_after) {
-		uv_shutdown_t *req = malloc(sizeof(*req));
-		uv_read_stop((uv_stream_t *)&sc->tcp);
-		if (req == NULL || uv_shutdown(req, (uv_stream_t *)&sc->tcp,
-		                               srv_shutdown_done) < 0) {
-			free(req);
+	uv_shutdown_t *req;
+
+	if (sc->closing || sc->finishing)
+		return;
+	sc->finishing = 1;
+	sc->busy = 0;
+	srv_detach(sc);
+	req = malloc(sizeof(*req));
+	if (req == NULL || uv_shutdown(req, (uv_stream_t *)&sc->tcp,
+	                               srv_shutdown_done) < 0) {
+		free(req);
+		srv_conn_close(sc);
+		return;
+	}
+	req->data = sc;
+	if (!sc->eof && sc->paused) {
+		sc->paused = 0;
+		if (uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, srv_read) < 0) {
 			srv_conn_close(sc);
-		} else
-			req->data = sc;
+			return;
+		}
+	}
+	uv_timer_start(&sc->timer, srv_timer, SRV_LINGER_MS, 0);
+}
+
+static void srv_timer(uv_timer_t *t)
+{
+	struct srv_conn *sc = t->data;
+	struct buf out = { 0 };
+
+	if (sc->closing)
+		return;
+	if (sc->finishing) {
+		srv_conn_close(sc); /* the linger is over */
+		return;
+	}
+	log_kv(EDM_LOG_DEBUG, "conn-server-timeout", "peer=%s busy=%d", sc->peer,
+	       sc->busy);
+	if (sc->l->ops->timeout != NULL && sc->state != NULL) {
+		sc->l->ops->timeout(sc->state, &out);
+		if (srv_send(sc, &out) < 0) {
+			buf_free(&out);
+			return;
+		}
+	}
+	buf_free(&out);
+	srv_finish(sc);
+}
+
+/* Bytes from the peer for the handler. */
+static void srv_input(struct srv_conn *sc, const char *p, size_t n)
+{
+	struct conn_listener *l = sc->l;
+	struct buf out = { 0 };
+	int close_after, busy, answered;
+
+	close_after = l->ops->data(sc->state, p, n, &out);
+	answered = out.len > 0;
+	if (srv_send(sc, &out) < 0) {
+		buf_free(&out);
+		return;
+	}
+	buf_free(&out);
+	busy = l->ops->busy != NULL ? l->ops->busy(sc->state) : 0;
+	if (close_after || (l->draining && !busy)) {
+		srv_finish(sc);
+		return;
+	}
+	srv_arm(sc, busy, answered);
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&sc->tcp) > SRV_WRITE_QUEUE_MAX) {
+		uv_read_stop((uv_stream_t *)&sc->tcp);
+		sc->paused = 1;
 	}
 }
 
 static void srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct srv_conn *sc = st->data;
+
+	if (sc->closing) {
+		/* nothing */
+	} else if (n > 0 && sc->finishing) {
+		sc->discarded += (size_t)n;
+		if (sc->discarded > SRV_LINGER_BYTES)
+			srv_conn_close(sc);
+	} else if (n > 0) {
+		srv_input(sc, b->base, (size_t)n);
+	} else if (n == UV_EOF) {
+		sc->eof = 1;
+		uv_read_stop(st);
+		if (!sc->finishing)
+			srv_finish(sc);   /* write what was answered, then close */
+		else if (sc->shut_done)
+			srv_conn_close(sc);
+	} else if (n < 0) {
+		srv_conn_close(sc);
+	}
+	free(b->base);
+}
+
+/* The numeric address of the peer; an IPv4-mapped IPv6 address (a
+ * dual-stack listener) as plain IPv4. */
+static void srv_peer_name(uv_tcp_t *tcp, char *peer, size_t len)
+{
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+
+	snprintf(peer, len, "?");
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		uv_ip4_name((struct sockaddr_in *)&ss, peer, len);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+			const unsigned char *b = a6->sin6_addr.s6_addr + 12;
+			snprintf(peer, len, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+		} else {
+			uv_ip6_name(a6, peer, len);
+		}
+	}
+}
+
+/* Accept the connection libuv holds and start its handler. */
+static void srv_accept_one(struct conn_listener *l)
+{
+	struct srv_conn *sc = calloc(1, sizeof(*sc));
 	struct buf out = { 0 };
 
-	if (n > 0 && !sc->closing) {
-		int close_after = sc->l->ops->data(sc->state, b->base, (size_t)n, &out);
-		srv_send(sc, &out, close_after);
-	} else if (n < 0 && !sc->closing)
+	if (sc == NULL) {
+		l->pending = 1; /* libuv keeps it; the next close retries */
+		return;
+	}
+	uv_tcp_init(l->tcp.loop, &sc->tcp);
+	uv_timer_init(l->tcp.loop, &sc->timer);
+	sc->tcp.data = sc->timer.data = sc;
+	sc->handles = 2;
+	sc->l = l;
+	l->live++;
+	if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&sc->tcp) < 0)
+		goto fail;
+	srv_peer_name(&sc->tcp, sc->peer, sizeof(sc->peer));
+	sc->state = l->ops->open(l->arg, sc->peer, &out);
+	if (sc->state == NULL)
+		goto fail;
+	sc->next = l->conns;
+	if (l->conns)
+		l->conns->prev = sc;
+	l->conns = sc;
+	l->nconns++;
+	if (uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, srv_read) < 0) {
+		buf_free(&out);
 		srv_conn_close(sc);
+		return;
+	}
+	if (srv_send(sc, &out) == 0)
+		srv_arm(sc, 0, 0);
 	buf_free(&out);
-	free(b->base);
+	return;
+fail:
+	buf_free(&out);
+	sc->closing = 1;
+	uv_close((uv_handle_t *)&sc->timer, srv_handle_closed);
+	uv_close((uv_handle_t *)&sc->tcp, srv_handle_closed);
 }
 
 static void srv_accept(uv_stream_t *server, int status)
 {
 	struct conn_listener *l = server->data;
-	struct srv_conn *sc;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	char peer[64] = "?";
-	struct buf out = { 0 };
 
-	if (status < 0 || l->closing)
+	if (status < 0 || !l->listening)
 		return;
-	sc = calloc(1, sizeof(*sc));
-	if (sc == NULL)
-		return;
-	uv_tcp_init(server->loop, &sc->tcp);
-	sc->tcp.data = sc;
-	sc->l = l;
-	if (uv_accept(server, (uv_stream_t *)&sc->tcp) < 0) {
-		sc->closing = 1;
-		uv_close((uv_handle_t *)&sc->tcp, srv_conn_closed);
+	if (l->lim.max_conns > 0 && l->nconns >= l->lim.max_conns) {
+		/* not accepted: libuv holds it and stops accepting until a
+		 * connection closes (srv_conn_close); the rest wait in the
+		 * kernel's backlog */
+		l->pending = 1;
 		return;
 	}
-	if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET)
-			uv_ip4_name((struct sockaddr_in *)&ss, peer, sizeof(peer));
-		else if (ss.ss_family == AF_INET6)
-			uv_ip6_name((struct sockaddr_in6 *)&ss, peer, sizeof(peer));
-	}
-	sc->state = l->ops->open(l->arg, peer, &out);
-	if (sc->state == NULL) {
-		sc->closing = 1;
-		uv_close((uv_handle_t *)&sc->tcp, srv_conn_closed);
-		buf_free(&out);
-		return;
-	}
-	sc->next = l->conns;
-	if (l->conns)
-		l->conns->prev = sc;
-	l->conns = sc;
-	uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, srv_read);
-	srv_send(sc, &out, 0);
-	buf_free(&out);
+	srv_accept_one(l);
 }
 
 static void listener_closed(uv_handle_t *h)
 {
-	free(h->data);
+	listener_unref(h->data);
 }
 
 int conn_listen(uv_loop_t *loop, const char *hostport,
@@ -665,15 +926,17 @@ int conn_listen(uv_loop_t *loop, const char *hostport,
 		return edm_errf(err, errlen, "out of memory");
 	l->ops = ops;
 	l->arg = arg;
+	l->live = 2; /* the owner and the listening handle */
 	uv_tcp_init(loop, &l->tcp);
 	l->tcp.data = l;
 	if ((rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0)) < 0 ||
 	    (rc = uv_listen((uv_stream_t *)&l->tcp, 128, srv_accept)) < 0) {
-		l->closing = 1;
+		l->live = 1;
 		uv_close((uv_handle_t *)&l->tcp, listener_closed);
 		return edm_errf(err, errlen, "cannot listen on %s: %s", hostport,
 		                uv_strerror(rc));
 	}
+	l->listening = 1;
 	if (port_out != NULL) {
 		*port_out = 0;
 		if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
@@ -685,12 +948,49 @@ int conn_listen(uv_loop_t *loop, const char *hostport,
 	return 0;
 }
 
+void conn_listener_set_limits(struct conn_listener *l,
+                              const struct conn_server_limits *lim)
+{
+	l->lim = *lim;
+}
+
+unsigned conn_listener_count(const struct conn_listener *l)
+{
+	return l->nconns;
+}
+
+/* Close the listening handle (no more connections). */
+static void listener_stop(struct conn_listener *l)
+{
+	if (!l->listening)
+		return;
+	l->listening = 0;
+	l->pending = 0; /* libuv closes a held connection with the handle */
+	uv_close((uv_handle_t *)&l->tcp, listener_closed);
+}
+
+void conn_listener_shutdown(struct conn_listener *l)
+{
+	struct srv_conn *sc, *next;
+
+	if (l == NULL || l->released || l->draining)
+		return;
+	l->draining = 1;
+	listener_stop(l);
+	for (sc = l->conns; sc != NULL; sc = next) {
+		next = sc->next;
+		if (!sc->busy)
+			srv_finish(sc);
+	}
+}
+
 void conn_listener_close(struct conn_listener *l)
 {
-	if (l == NULL || l->closing)
+	if (l == NULL || l->released)
 		return;
-	l->closing = 1;
+	l->released = 1;
+	listener_stop(l);
 	while (l->conns != NULL)
 		srv_conn_close(l->conns);
-	uv_close((uv_handle_t *)&l->tcp, listener_closed);
+	listener_unref(l);
 }

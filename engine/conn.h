@@ -2,7 +2,8 @@
  * conn.h - the only module that touches sockets (besides c-ares inside
  * engine/dns.c): outgoing SMTP client connections driven by
  * engine/smtp_session.c and engine/tls.c, and a listening server for
- * `edm sink` driven by an I/O-free handler.
+ * `edm sink` and `edm track` driven by an I/O-free handler (with optional
+ * timeouts, a connection cap and a graceful stop).
  *
  * Contract: every callback runs on the loop thread. Handles are freed only
  * in their uv_close callbacks; a conn is never freed inside a nested
@@ -83,16 +84,39 @@ const char *conn_peer(const struct conn *c);
 void conn_set_data(struct conn *c, void *data);
 void *conn_data(const struct conn *c);
 
-/* ---- server side (edm sink) ---- */
+/* ---- server side (edm sink, edm track) ---- */
 
 /* Per accepted connection: open() makes the handler's state and may put
- * a greeting into out; data() gets the peer's bytes and appends its reply
- * bytes to out, returning 1 to close after out is written, 0 to go on;
- * close() frees the state (peer gone or server closing). */
+ * a greeting into out (peer: the numeric address, an IPv4-mapped IPv6
+ * address written as IPv4); data() gets the peer's bytes and appends its
+ * reply bytes to out, returning 1 to close after out is written, 0 to go
+ * on; close() frees the state: the handler is done (it asked to close,
+ * the peer closed, a timeout, a stop), and no callback gets the state
+ * after it. The socket itself may stay open a little longer: replies are
+ * written, then the write side is shut down and input is discarded until
+ * the peer closes (at most 2 s), so a reset cannot destroy a reply.
+ * Optional (NULL = none): busy() says whether the handler holds an
+ * unfinished request (which request_ms bounds; idle_ms bounds the time
+ * between requests); timeout() runs when either limit is hit, before the
+ * connection is closed, and may append last words (an HTTP 408) to out. */
 struct conn_server_ops {
 	void *(*open)(void *arg, const char *peer, struct buf *out);
 	int (*data)(void *state, const char *p, size_t n, struct buf *out);
 	void (*close)(void *state);
+	int (*busy)(void *state);
+	void (*timeout)(void *state, struct buf *out);
+};
+
+/* Limits of a listener's connections; all zero (the default) = none. */
+struct conn_server_limits {
+	unsigned max_conns;  /* open connections at once; past it new ones
+	                        wait in the kernel's listen backlog until one
+	                        closes */
+	unsigned idle_ms;    /* close after this long with no request in
+	                        progress (from accept or the last reply) */
+	unsigned request_ms; /* an unfinished request must be complete this
+	                        long after its first byte (or the last reply,
+	                        for a client that pipelines) */
 };
 
 struct conn_listener;
@@ -104,8 +128,22 @@ int conn_listen(uv_loop_t *loop, const char *hostport,
                 struct conn_listener **out, unsigned *port_out,
                 char *err, size_t errlen);
 
-/* Stop listening and close every accepted connection (their close()
- * callbacks run); the loop must run to free. NULL is a no-op. */
+/* Set the limits (before the loop runs; copied). */
+void conn_listener_set_limits(struct conn_listener *l,
+                              const struct conn_server_limits *lim);
+
+/* Connections open now (including those being closed). */
+unsigned conn_listener_count(const struct conn_listener *l);
+
+/* Graceful stop: no new connections; a connection between requests is
+ * closed at once (after its replies are written), a busy one once its
+ * request is answered (or its request_ms passes). l stays valid:
+ * conn_listener_close() must still be called. NULL is a no-op. */
+void conn_listener_shutdown(struct conn_listener *l);
+
+/* Stop listening and close every accepted connection at once (their
+ * close() callbacks run), and release l (do not use it afterwards); the
+ * loop must run to free. NULL is a no-op. */
 void conn_listener_close(struct conn_listener *l);
 
 #endif
