@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 import unittest
-from email.message import EmailMessage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -163,58 +162,77 @@ class Campaign:
 
 
 def dsn(to, final_rcpt, status, diag, orig_headers=None, msgid="<dsn-1@relay.example>"):
-    """An RFC 3464 report as a relay's MAILER-DAEMON writes it."""
-    m = EmailMessage()
-    m["From"] = "Mail Delivery System <MAILER-DAEMON@relay.example>"
-    m["To"] = to
-    m["Subject"] = "Undelivered Mail Returned to Sender"
-    m["Message-ID"] = msgid
-    m["Auto-Submitted"] = "auto-replied"
-    m.set_content("This is the mail system at host relay.example.\n\n"
-                  "I'm sorry to have to inform you that your message could not\n"
-                  "be delivered to one or more recipients.\n")
-    m.make_mixed()
-    m.set_type("multipart/report")
-    m.set_param("report-type", "delivery-status")
-    ds = EmailMessage()
-    ds.set_content(("Reporting-MTA: dns; relay.example\n\n"
-                    f"Final-Recipient: rfc822; {final_rcpt}\n"
-                    "Action: failed\n"
-                    f"Status: {status}\n"
-                    "Remote-MTA: dns; mx.example.net\n"
-                    f"Diagnostic-Code: smtp; {diag}\n").encode(),
-                   maintype="message", subtype="delivery-status", cte="7bit")
-    m.attach(ds)
+    """An RFC 3464 report as a relay's MAILER-DAEMON writes it (Postfix's shape)."""
+    b = "=_dsn_boundary_1"
+    parts = [
+        "From: Mail Delivery System <MAILER-DAEMON@relay.example>",
+        f"To: {to}",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Message-ID: {msgid}",
+        "Date: Sun, 29 Nov 2026 10:00:00 +0000",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{b}"',
+        "",
+        f"--{b}",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        "This is the mail system at host relay.example.",
+        "",
+        "I'm sorry to have to inform you that your message could not",
+        "be delivered to one or more recipients.",
+        "",
+        f"--{b}",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns; relay.example",
+        "",
+        f"Final-Recipient: rfc822; {final_rcpt}",
+        "Action: failed",
+        f"Status: {status}",
+        "Remote-MTA: dns; mx.example.net",
+        f"Diagnostic-Code: smtp; {diag}",
+        "",
+    ]
     if orig_headers:
-        oh = EmailMessage()
-        oh.set_content(orig_headers.encode(), maintype="text", subtype="rfc822-headers",
-                       cte="7bit")
-        m.attach(oh)
-    return m.as_bytes()
+        parts += [f"--{b}", "Content-Type: text/rfc822-headers", "", orig_headers, ""]
+    parts += [f"--{b}--", ""]
+    return "\r\n".join(parts).encode()
 
 
 def arf(original, rcpt, msgid="<arf-1@fbl.example>"):
     """An RFC 5965 abuse report with the original message."""
-    m = EmailMessage()
-    m["From"] = "fbl@fbl.example"
-    m["To"] = "abuse@acme.example"
-    m["Subject"] = "FW: spring sale"
-    m["Message-ID"] = msgid
-    m.set_content("This is an email abuse report for an email message received "
-                  "from IP 127.0.0.1.\n")
-    m.make_mixed()
-    m.set_type("multipart/report")
-    m.set_param("report-type", "feedback-report")
-    fb = EmailMessage()
-    fb.set_content(("Feedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\n"
-                    f"Original-Rcpt-To: <{rcpt}>\n"
-                    "Source-IP: 127.0.0.1\n").encode(),
-                   maintype="message", subtype="feedback-report", cte="7bit")
-    m.attach(fb)
-    orig = EmailMessage()
-    orig.set_content(original, maintype="message", subtype="rfc822", cte="7bit")
-    m.attach(orig)
-    return m.as_bytes()
+    b = "=_arf_boundary_1"
+    head = "\r\n".join([
+        "From: fbl@fbl.example",
+        "To: abuse@acme.example",
+        "Subject: FW: spring sale",
+        f"Message-ID: {msgid}",
+        "Date: Sun, 29 Nov 2026 10:00:00 +0000",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=feedback-report; boundary="{b}"',
+        "",
+        f"--{b}",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        "This is an email abuse report for an email message received from IP 127.0.0.1.",
+        "",
+        f"--{b}",
+        "Content-Type: message/feedback-report",
+        "",
+        "Feedback-Type: abuse",
+        "User-Agent: FBL/1.0",
+        "Version: 1",
+        f"Original-Rcpt-To: <{rcpt}>",
+        "Source-IP: 127.0.0.1",
+        "",
+        f"--{b}",
+        "Content-Type: message/rfc822",
+        "Content-Disposition: inline",
+        "",
+        "",
+    ]).encode()
+    return head + original.rstrip(b"\r\n") + f"\r\n\r\n--{b}--\r\n".encode()
 
 
 class LifecycleTest(unittest.TestCase):
