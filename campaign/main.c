@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "dkim.h"
 #include "files.h"
+#include "ingest.h"
 #include "log.h"
 #include "classify_cmd.h"
 #include "preview.h"
@@ -47,6 +48,8 @@ static const char usage_main[] =
 	"             results.csv (edm send --help)\n"
 	"  track      the tracking server: open pixels, click redirects and\n"
 	"             one-click unsubscribes into OUT_DIR/events.csv\n"
+	"  ingest     read bounce reports (DSN) and complaints (ARF) from mbox,\n"
+	"             Maildir or stdin into events.csv and the suppression file\n"
 	"  report     report.csv (one row per recipient: delivery, opens, clicks,\n"
 	"             unsubscribes, bounces) and report.html for a campaign\n"
 	"  classify   classify SMTP replies into bounce categories\n"
@@ -526,6 +529,7 @@ static const struct command commands[] = {
 	{ "classify", classify_cmd_main, classify_cmd_usage },
 	{ "report", report_main, report_usage },
 	{ "track", track_main, track_usage },
+	{ "ingest", ingest_main, ingest_usage },
 	{ "sink", sink_main, sink_usage },
 };
 
