@@ -378,6 +378,20 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(rej[addr]["reason"], "suppressed", addr)
         self.assertNotIn("ann@example.com", rej)
 
+    def test_secret_required(self):
+        """send, preview, track refuse to start without the secret or with a short one."""
+        c = Campaign(self, self.ROWS[:1], peers.free_port(), peers.free_port())
+        for env in ({}, {"EDM_TRACKING_SECRET": "short"}):
+            e = {k: v for k, v in os.environ.items() if k != "EDM_TRACKING_SECRET"}
+            e.update(env)
+            for argv in (["send", "--no-progress", c.cfg], ["preview", c.cfg],
+                         ["track", c.cfg]):
+                p = subprocess.run([EDM] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=e, timeout=30, check=False)
+                self.assertEqual(p.returncode, 78, (argv, env, p.stderr))
+                self.assertIn(b"EDM_TRACKING_SECRET", p.stderr, (argv, env))
+        self.assertFalse(os.path.exists(os.path.join(c.out, "results.csv")))
+
     def test_unsubscribe_while_sending(self):
         """A running send picks up an unsubscribe within a second: never mailed."""
         rows = [(f"u{i}@example.com", f"U{i}", "x") for i in range(1, 7)]
