@@ -795,17 +795,23 @@ static int check_smtp(struct config *cfg, char *err, size_t errlen)
 				goto bad_ips;
 		}
 	}
-	if (m->password_env != NULL && m->username == NULL)
-		return cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "password_env"),
-		                "[smtp] password_env is set but username is not: AUTH "
-		                "needs both");
+	/* errors from here on still own 'words' (relay or source_ips
+	 * list): leave through out (a leak found by tests/fuzz/fuzz_config) */
+	if (m->password_env != NULL && m->username == NULL) {
+		rc = cfg_fail(err, errlen, cfg->path, config_line(cfg, "smtp", "password_env"),
+		              "[smtp] password_env is set but username is not: AUTH "
+		              "needs both");
+		goto out;
+	}
 	for (size_t i = 0; i < cfg->nproviders; i++) {
 		struct config_shape *p = &cfg->providers[i];
 		if (p->mx == NULL || split_words(p->mx, &p->patterns, &p->npatterns) < 0 ||
-		    p->npatterns == 0)
-			return cfg_fail(err, errlen, cfg->path, p->line,
-			                "[provider %s] needs mx = the MX host patterns it covers "
-			                "(e.g. mx = *.google.com *.googlemail.com)", p->name);
+		    p->npatterns == 0) {
+			rc = cfg_fail(err, errlen, cfg->path, p->line,
+			              "[provider %s] needs mx = the MX host patterns it covers "
+			              "(e.g. mx = *.google.com *.googlemail.com)", p->name);
+			goto out;
+		}
 	}
 	rc = 0;
 	goto out;

@@ -533,12 +533,15 @@ int send_run(struct config *cfg, const struct send_opts *o)
 			if (paths[i] == NULL || (i == 1 && paths[0] != NULL &&
 			                         strcmp(paths[0], paths[1]) == 0))
 				continue;
+			/* OUT_DIR/suppress.csv: only edm send itself writes it
+			 * (without [campaign] suppression); followed when it is
+			 * there from an earlier run */
+			if (i == 1 && access(paths[i], F_OK) != 0)
+				continue;
 			if ((s.watch[i] = suppress_watch_new(paths[i])) == NULL) {
 				edm_error("out of memory");
 				goto out;
 			}
-			if (i == 1 && access(paths[i], F_OK) != 0)
-				continue;
 			if (suppress_watch_poll(s.watch[i], s.suppressed, err, sizeof(err)) < 0) {
 				edm_error("%s (from %s)", err, config_where(cfg, "campaign", "suppression"));
 				rc = EX_NOINPUT;

@@ -88,6 +88,8 @@ struct target {
 	struct sockaddr_storage addr;
 	int tls;                   /* enum smtp_tls_mode */
 	uint64_t dead_until;
+	uint64_t plain_until;      /* opportunistic TLS failed: plaintext
+	                              until then (ms) */
 };
 
 enum route_state { ROUTE_NONE = 0, ROUTE_PENDING, ROUTE_OK };
@@ -1237,8 +1239,22 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 		log_kv(EDM_LOG_WARN, "connect-failed", "domain=%s host=\"%s\" category=%s reason=\"%s\"",
 		       d->name, conn_peer(c), bounce_category_name((enum bounce_category)cat),
 		       e->text ? e->text : "");
-		if (sender_side && (e->close == SMTP_CLOSE_AUTH || t->tls == SMTP_TLS_STARTTLS ||
-		                    t->tls == SMTP_TLS_IMPLICIT)) {
+		if (t->tls == SMTP_TLS_OPPORTUNISTIC && !sched_tls_verify(s->smtp) &&
+		    (e->end == CONN_END_TLS || e->close == SMTP_CLOSE_TLS ||
+		     e->reply.stage == SMTP_STAGE_TLS)) {
+			/* RFC 7435 / Postfix's "may": TLS that was offered but
+			 * fails is not worth a bounce; the host gets plaintext
+			 * connections for a while (results say tls=none). Not
+			 * with tls_verify = yes: that asked for authenticated
+			 * TLS, and a fallback would be a downgrade. */
+			uint64_t span = s->smtp->dead_host_for > 3600000 ? s->smtp->dead_host_for
+			                                               : 3600000;
+			t->plain_until = now_ms(s) + span;
+			log_kv(EDM_LOG_WARN, "tls-fallback", "domain=%s host=\"%s\" reason=\"%s\" "
+			       "plaintext_for_s=%llu", d->name, conn_peer(c), e->text ? e->text : "",
+			       (unsigned long long)(span / 1000));
+		} else if (sender_side && (e->close == SMTP_CLOSE_AUTH || t->tls == SMTP_TLS_STARTTLS ||
+		                           t->tls == SMTP_TLS_IMPLICIT)) {
 			char why[700];
 			snprintf(why, sizeof(why), "%s: %s (category %s; check [smtp] tls, "
 			         "username, password_env)", conn_peer(c),
@@ -1327,6 +1343,8 @@ static int open_conn(struct sched *s, struct sdom *d, unsigned src, uint64_t now
 	t.host = d->targets[ti].host;
 	t.source_ip = m->nsource_ips ? m->source_ips[src].ip : NULL;
 	t.tls = (enum smtp_tls_mode)d->targets[ti].tls;
+	if (t.tls == SMTP_TLS_OPPORTUNISTIC && d->targets[ti].plain_until > now)
+		t.tls = SMTP_TLS_NONE;
 	t.tls_config = sched_tls_verify(m) ? s->o.tls_verify : s->o.tls_noverify;
 	t.connect_timeout_ms = m->timeout_connect;
 	t.session.helo = m->nsource_ips ? m->source_ips[src].helo : s->o.helo;

@@ -42,6 +42,7 @@
 #include "buf.h"
 #include "log.h"
 #include "smtp_reply.h"
+#include "utf8.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -255,10 +256,15 @@ static struct smtp_reply synth(struct smtp_session *s, enum smtp_stage st,
 	struct smtp_reply r;
 	char text[512];
 	va_list ap;
+	size_t n;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	/* a long reply quoted here may be cut inside a UTF-8 character:
+	 * drop the cut one, texts are UTF-8 (found by fuzz_smtp_session) */
+	n = strlen(text);
+	text[utf8_check((const unsigned char *)text, n)] = '\0';
 	memset(&r, 0, sizeof r);
 	snprintf(r.enhanced, sizeof r.enhanced, "%s", enhanced);
 	r.text = keep(s, text);

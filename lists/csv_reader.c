@@ -53,15 +53,25 @@
 
 /* 64 KiB per read(2): large enough that syscalls cost nothing next to
  * parsing (a 50 MB list is ~800 reads), small enough to bound the record
- * queue (one chunk's worth of records) to a few hundred KiB. */
+ * queue (one chunk's worth of records) to a few hundred KiB. The fuzz
+ * build (tests/fuzz/meson.build) defines CSV_READER_SMALL_CHUNKS so that
+ * its inputs of a few KB cross many read and iconv chunk boundaries. */
+#ifdef CSV_READER_SMALL_CHUNKS
+#define RAW_CHUNK 61
+#else
 #define RAW_CHUNK (64 * 1024)
+#endif
 /* Longest incomplete multibyte sequence iconv can leave at a chunk end:
  * GB18030 and UTF-16 surrogate pairs need 4; 16 covers any stateless
  * charset iconv knows. */
 #define RAW_CARRY_MAX 16
 /* iconv output piece; E2BIG just means "parse this and go on", so the size
  * only trades calls for memory. */
+#ifdef CSV_READER_SMALL_CHUNKS
+#define CONV_CHUNK 67
+#else
 #define CONV_CHUNK (128 * 1024)
+#endif
 /* A recipient record is a few hundred bytes; a record over 1 MiB is almost
  * always an unbalanced quote swallowing the rest of the file. Stop with an
  * error that says so rather than hold the whole file in memory. */

@@ -385,8 +385,10 @@ static void h2t_link_end(struct h2t *h, const GumboNode *a)
 		if (slen == 0)
 			goto done;
 	}
-	/* the link text as written, without the separators before it */
-	text = h->out->data + h->link_start;
+	/* the link text as written, without the separators before it (no
+	 * output yet, e.g. a logo link first in the body: data is NULL, and
+	 * NULL + 0 is undefined; found by tests/fuzz/fuzz_mime) */
+	text = h->out->data != NULL ? h->out->data + h->link_start : "";
 	tlen = h->out->len - h->link_start;
 	while (tlen > 0 && (*text == ' ' || *text == '\n')) {
 		text++;

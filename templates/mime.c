@@ -806,10 +806,12 @@ static int part_att(struct buf *out, const struct mime_attachment *a, int inl)
 static int html_refs_cid(const char *html, size_t hlen,
                          const struct mime_attachment *a)
 {
-	const char *p = html, *end = html + hlen;
+	const char *p = html, *end;
 
+	/* text-only message: html is NULL, and NULL + 0 is undefined */
 	if (!a->cid_ok || html == NULL)
 		return 0;
+	end = html + hlen;
 	while ((size_t)(end - p) >= a->name_len + 4 &&
 	       (p = memmem(p, (size_t)(end - p), "cid:", 4)) != NULL) {
 		p += 4;

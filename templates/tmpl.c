@@ -1033,7 +1033,10 @@ static int tmpl_url_append(struct buf *out, const char *s, size_t n)
 int tmpl_render(const struct tmpl *t, const struct tmpl_values *v,
                 int strict, struct buf *out, char *err, size_t errlen)
 {
-	const struct tmpl_node *nd = t->nodes, *end = t->nodes + t->nnodes;
+	/* nodes is NULL when the template has none ("" or only comments),
+	 * and NULL + 0 is undefined in C: found by tests/fuzz/fuzz_tmpl */
+	const struct tmpl_node *nd = t->nodes;
+	const struct tmpl_node *end = nd != NULL ? nd + t->nnodes : nd;
 	const char *text = t->text, *s;
 	size_t n;
 	int rc;

@@ -1196,6 +1196,38 @@ static void test_empty_and_free(void)
 	tmpl_free(t);
 }
 
+/*
+ * Templates that compile to no node at all ("" or only comments and
+ * delimiter changes) render to nothing in every mode, strict or not.
+ * Regression for tests/fuzz/crashers/tmpl/crash-adc83b19...: the node
+ * array is NULL then, and tmpl_render() computed NULL + 0 (undefined
+ * behaviour; clang's -fsanitize=undefined reports it).
+ */
+static void test_no_nodes(void)
+{
+	static const char *const srcs[] = {
+		"", "{{! only a comment }}", "{{=<% %>=}}", "{{! a }}{{=| |=}}",
+	};
+	static const enum tmpl_mode modes[] = { TMPL_TEXT, TMPL_HTML, TMPL_URL };
+	struct ctx c;
+
+	ctx_init(&c, (const char *const[]){"first_name", NULL}, CTX_MAX);
+	for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++)
+		for (size_t m = 0; m < 3; m++) {
+			struct tmpl *t = compile(srcs[i], modes[m], &c);
+
+			check(t != NULL, __LINE__, "[%s]: %s", srcs[i], errbuf);
+			if (t == NULL)
+				continue;
+			buf_free(&out); /* a fresh, never-allocated buffer too */
+			check(render(t, &c, 0) == 0 && out.len == 0, __LINE__,
+			      "[%s] mode %zu: %s", srcs[i], m, errbuf);
+			check(render(t, &c, 1) == 0 && out.len == 0, __LINE__,
+			      "[%s] mode %zu strict: %s", srcs[i], m, errbuf);
+			tmpl_free(t);
+		}
+}
+
 /* TMPL_URL: {{x}} values percent-encoded, literals and {{{x}}} not. */
 static void test_url_mode(void)
 {
@@ -1238,6 +1270,7 @@ static const struct test_case tests[] = {
 	{"uses", test_uses},
 	{"url_mode", test_url_mode},
 	{"empty_and_free", test_empty_and_free},
+	{"no_nodes", test_no_nodes},
 	{0},
 };
 

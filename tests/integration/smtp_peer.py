@@ -356,10 +356,15 @@ class Handler:
         return "451 4.3.0 smtp_peer internal error"
 
 
-def tls_context(cert, key):
-    """Server-side TLS context: the given chain, no client certificates."""
+def tls_context(cert, key, broken=False):
+    """Server-side TLS context: the given chain, no client certificates.
+    broken: TLS 1.1 at most, which no client with a TLS 1.2 floor (edm)
+    can agree on: every handshake fails with a protocol_version alert."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
+    if broken:
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     return ctx
 
 
@@ -382,6 +387,9 @@ def parse_args(argv):
     tls.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"), help="offer STARTTLS")
     tls.add_argument("--implicit-tls", nargs=2, metavar=("CERT", "KEY"),
                      help="TLS from the first byte (port 465 style)")
+    p.add_argument("--broken-tls", action="store_true",
+                   help="offer TLS that no modern client can use (TLS 1.1 at most): "
+                        "every handshake fails")
     p.add_argument("--require-starttls", action="store_true",
                    help="refuse mail commands before STARTTLS (530)")
     p.add_argument("--auth", metavar="USER:PASS", help="require AUTH PLAIN/LOGIN with these")
@@ -424,8 +432,8 @@ async def serve(a):
     """Listen, print the port, serve until a signal or --max-seconds."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(loop_exception)
-    starttls_ctx = tls_context(*a.starttls) if a.starttls else None
-    implicit_ctx = tls_context(*a.implicit_tls) if a.implicit_tls else None
+    starttls_ctx = tls_context(*a.starttls, broken=a.broken_tls) if a.starttls else None
+    implicit_ctx = tls_context(*a.implicit_tls, broken=a.broken_tls) if a.implicit_tls else None
     maildir = Maildir(a.maildir) if a.maildir else None
     handler = Handler(a.rules, maildir, a.credentials)
     conns = set()

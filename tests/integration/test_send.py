@@ -526,6 +526,27 @@ class TestTLS(SendCase):
         self.assertIn(f"127.0.0.1[127.0.0.1]:{peer.port}", p.stderr)
         self.assertEqual(c.results(), [])
 
+    def test_opportunistic_tls_failure_falls_back_to_plaintext(self):
+        """tls = opportunistic without verification (the mx-mode default,
+        RFC 7435): a STARTTLS handshake that fails (the server offers only
+        TLS 1.1) is no reason to bounce; the host gets plaintext, results
+        say none. (With tls_verify = yes there is no fallback: see docs.)"""
+        rcpts = emails(3, ["a.example"])
+        with peers.smtp_peer("--starttls", self.certs.server_cert, self.certs.server_key,
+                             "--broken-tls") as peer:
+            c = Campaign(self, rcpts, port=peer.port,
+                         smtp=self.tls_smtp("opportunistic", tls_verify="no"))
+            p = c.run()
+            log = peer.log()
+        rows = c.by_email()
+        for e in rcpts:
+            self.assert_delivered(rows[e], e)
+            self.assertEqual(rows[e]["tls"], "none", rows[e])
+        self.assertEqual(len(log), 3)
+        self.assertFalse(any(rec["tls"] for rec in log), log)
+        with open(os.path.join(c.out, "send.log"), encoding="utf-8") as f:
+            self.assertIn("tls-fallback", p.stderr + f.read())
+
     def test_starttls_required_but_not_offered(self):
         """tls = starttls against a server without STARTTLS: exit 78 and not a
         byte of mail in plaintext."""
