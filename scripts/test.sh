@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - install dependencies, build, run every test suite (unit,
 # integration, slow), then build again under ASan+UBSan and run the suite
-# there too. Exit status is non-zero when anything fails.
+# there too, then the fuzz harnesses briefly. Exit status is non-zero when
+# anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,12 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Dc_args=-fno-sanitize-recover=all
 
+# The libFuzzer harnesses (tests/fuzz): every seed and kept crasher once,
+# then 10 s of fuzzing each (scripts/fuzz.sh -t 600 is the long run).
+echo "== fuzz harnesses (clang + libFuzzer, 10 s each) =="
+fuzz_rc=0
+env -u ASAN_OPTIONS -u UBSAN_OPTIONS bash scripts/fuzz.sh -t 10 || fuzz_rc=$?
+
 # One closing line for CI ("N passed, N failed"), counted from meson's logs.
 /usr/bin/python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
 import json, sys
@@ -43,3 +50,7 @@ for path in sys.argv[1:]:
 print(f"{ok} passed, {bad} failed, {skip} skipped")
 sys.exit(1 if bad else 0)
 PY
+if [ "$fuzz_rc" -ne 0 ]; then
+	echo "fuzz harnesses failed (exit $fuzz_rc): see build-fuzz/fuzz-logs/" >&2
+	exit 1
+fi
