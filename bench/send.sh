@@ -37,6 +37,9 @@
 #     smtp-sink; msg/s = messages / wall time of the process;
 #   - dkim: RUNS times, interleaved, `openssl speed -multi NPROC -seconds 3
 #     rsa2048` (all cores, sign/s) and `edm send` of send-rsa2048.ini;
+#   - for every client run, how many CPUs other processes kept busy
+#     meanwhile (/proc/stat: the machine's busy time minus the client's and
+#     the sink's), since neighbours on the same cores move the rates;
 #   - rss: one `edm send` of send-rss.ini under `/usr/bin/time -v`
 #     ("Maximum resident set size");
 #   - prints a table of medians and PASS/FAIL lines, and saves the report as
@@ -135,6 +138,7 @@ LOG=$WORK/send.log
 TFILE=$WORK/send-time.$$
 RESULTS=$WORK/results-send-$ROWS-$(date +%Y%m%d-%H%M%S).txt
 CLK_TCK=$(getconf CLK_TCK)
+R_OTHERS=0          # CPUs busy with other processes during the last timed run
 SINK_PID=           # the `timeout` wrapping the running smtp-sink
 SINK_TICKS=0        # CPU clock ticks of the last smtp-sink, read before stopping it
 TIME_V=0            # 1: the next timed run is under `time -v` (the RSS run)
@@ -268,17 +272,26 @@ openssl_sign_rate() {
 		back != "" && /^ *rsa +2048 +bits/ { print $(NF - back); exit }'
 }
 
+# CPU clock ticks the whole machine has spent busy so far (/proc/stat "cpu"
+# line: user nice system irq softirq steal; idle and iowait left out).
+machine_busy_ticks() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 # timed LABEL MESSAGES CMD...: run CMD against a fresh sink, bounded by
 # RUN_TIMEOUT, under GNU time (-v when TIME_V is 1); sets R_WALL,
 # R_RSS (KB), R_CPU (user + sys s), R_SINK_CPU (s), R_RATE (MESSAGES /
-# wall) and R_OUT (the output file). A failure or timeout stops the benchmark.
+# wall), R_OTHERS (CPUs other processes kept busy meanwhile) and R_OUT
+# (the output file). A failure or timeout stops the benchmark.
 timed() {
-	local label=$1 msgs=$2 rc=0 targs u s
+	local label=$1 msgs=$2 rc=0 targs u s b0 b1
 	shift 2
 	R_OUT=$WORK/send-run.out
 	start_sink
 	if [ "$TIME_V" = 1 ]; then targs=(-v); else targs=(-f '%e %M %U %S'); fi
+	b0=$(machine_busy_ticks)
 	"$TIME" "${targs[@]}" -o "$TFILE" timeout --foreground "$RUN_TIMEOUT" "$@" >"$R_OUT" 2>&1 || rc=$?
+	b1=$(machine_busy_ticks)
 	stop_sink
 	if [ "$rc" != 0 ]; then
 		tail -n 20 "$R_OUT" >&2
@@ -296,8 +309,14 @@ timed() {
 	fi
 	R_SINK_CPU=$(awk -v t="$SINK_TICKS" -v hz="$CLK_TCK" 'BEGIN { print t / hz }')
 	R_RATE=$(awk -v m="$msgs" -v w="$R_WALL" 'BEGIN { printf "%.0f", (w > 0 ? m / w : 0) }')
-	printf '%s wall_s=%s rss_kb=%s cpu_s=%s sink_cpu_s=%s msgs=%s msgs_per_s=%s\n' \
-		"$label" "$R_WALL" "$R_RSS" "$R_CPU" "$R_SINK_CPU" "$msgs" "$R_RATE" >>"$LOG"
+	# the sink's ticks count from its start, a little before b0: close
+	# enough, it idles until the client connects
+	R_OTHERS=$(awk -v b0="$b0" -v b1="$b1" -v hz="$CLK_TCK" -v c="$R_CPU" \
+		-v k="$R_SINK_CPU" -v w="$R_WALL" 'BEGIN {
+		o = (b1 - b0) / hz - c - k; if (o < 0) o = 0
+		printf "%.2f", (w > 0 ? o / w : 0) }')
+	printf '%s wall_s=%s rss_kb=%s cpu_s=%s sink_cpu_s=%s msgs=%s msgs_per_s=%s others_cpus=%s\n' \
+		"$label" "$R_WALL" "$R_RSS" "$R_CPU" "$R_SINK_CPU" "$msgs" "$R_RATE" "$R_OTHERS" >>"$LOG"
 }
 
 # edm_send NAME ROWS: one `edm send` of send-NAME.ini from a removed out
@@ -319,8 +338,8 @@ cat "$LIST" ${DKIM_LIST:+"$DKIM_LIST"} ${RSS_LIST:+"$RSS_LIST"} >/dev/null
 # Bytes of edm's message for row 1 (as handed to SMTP, before dot-stuffing).
 msg_bytes() { "$EDM" preview --row 1 "$WORK/send-$1.ini" | wc -c; }
 
-declare -A MED MIN MAX WALL CPU SINK RSS
-# record KEY values-of-rate, and the parallel arrays walls/cpus/sinks/rsss
+declare -A MED MIN MAX WALL CPU SINK RSS OTHERS
+# record KEY values-of-rate, and the parallel arrays walls/cpus/sinks/rsss/others
 record() {
 	local k=$1
 	MED[$k]=$(median "${rates[@]}")
@@ -330,30 +349,32 @@ record() {
 	CPU[$k]=$(median "${cpus[@]}")
 	SINK[$k]=$(median "${sinks[@]}")
 	RSS[$k]=$(median "${rsss[@]}")
+	OTHERS[$k]=$(median "${others[@]}")
 }
 
 if [ "$DO_PLAIN" = 1 ]; then
 	PLAIN_BYTES=$(msg_bytes plain) || die "edm preview failed on send-plain.ini"
-	p_rates=() p_walls=() p_cpus=() p_sinks=() p_rsss=()
-	e_rates=() e_walls=() e_cpus=() e_sinks=() e_rsss=() e_self=()
+	p_rates=() p_walls=() p_cpus=() p_sinks=() p_rsss=() p_others=()
+	e_rates=() e_walls=() e_cpus=() e_sinks=() e_rsss=() e_self=() e_others=()
 	for ((run = 1; run <= RUNS; run++)); do
 		echo "send.sh: plain run $run/$RUNS: smtp-source, $ROWS messages" >&2
 		timed smtp-source "$ROWS" "$SMTP_SOURCE" -d -s "$CONNS" -m "$ROWS" -l "$PEER_LEN" \
 			"127.0.0.1:$PORT"
 		p_rates+=("$R_RATE") p_walls+=("$R_WALL") p_cpus+=("$R_CPU")
-		p_sinks+=("$R_SINK_CPU") p_rsss+=("$R_RSS")
+		p_sinks+=("$R_SINK_CPU") p_rsss+=("$R_RSS") p_others+=("$R_OTHERS")
 		echo "  smtp-source: $R_RATE msg/s ($R_WALL s)" >&2
 		echo "send.sh: plain run $run/$RUNS: edm send, $ROWS rows" >&2
 		edm_send plain "$ROWS"
 		e_rates+=("$R_RATE") e_walls+=("$R_WALL") e_cpus+=("$R_CPU")
 		e_sinks+=("$R_SINK_CPU") e_rsss+=("$R_RSS") e_self+=("$R_SELF")
+		e_others+=("$R_OTHERS")
 		echo "  edm:         $R_RATE msg/s ($R_WALL s)" >&2
 	done
 	rates=("${p_rates[@]}") walls=("${p_walls[@]}") cpus=("${p_cpus[@]}")
-	sinks=("${p_sinks[@]}") rsss=("${p_rsss[@]}")
+	sinks=("${p_sinks[@]}") rsss=("${p_rsss[@]}") others=("${p_others[@]}")
 	record peer
 	rates=("${e_rates[@]}") walls=("${e_walls[@]}") cpus=("${e_cpus[@]}")
-	sinks=("${e_sinks[@]}") rsss=("${e_rsss[@]}")
+	sinks=("${e_sinks[@]}") rsss=("${e_rsss[@]}") others=("${e_others[@]}")
 	record plain
 	PLAIN_SELF=$(median "${e_self[@]}")
 	# the ratio of each run's pair, and of the medians
@@ -365,7 +386,7 @@ fi
 if [ "$DO_DKIM" = 1 ]; then
 	DKIM_BYTES=$(msg_bytes rsa2048) || die "edm preview failed on send-rsa2048.ini"
 	o_rates=()
-	rates=() walls=() cpus=() sinks=() rsss=() d_self=()
+	rates=() walls=() cpus=() sinks=() rsss=() d_self=() others=()
 	for ((run = 1; run <= RUNS; run++)); do
 		echo "send.sh: dkim run $run/$RUNS: openssl speed -multi $NPROC -seconds 3 rsa2048" >&2
 		o=$(openssl_sign_rate) || die "openssl speed rsa2048 failed"
@@ -377,9 +398,16 @@ if [ "$DO_DKIM" = 1 ]; then
 		edm_send rsa2048 "$DKIM_ROWS"
 		rates+=("$R_RATE") walls+=("$R_WALL") cpus+=("$R_CPU")
 		sinks+=("$R_SINK_CPU") rsss+=("$R_RSS") d_self+=("$R_SELF")
+		others+=("$R_OTHERS")
 		echo "  edm:     $R_RATE msg/s ($R_WALL s)" >&2
 	done
 	record rsa2048
+	# each run over the openssl rate measured just before it
+	DKIM_RATIOS=$(for ((i = 0; i < RUNS; i++)); do
+		awk -v e="${rates[i]}" -v o="${o_rates[i]}" 'BEGIN { printf "%.2f ", (o > 0 ? e / o : 0) }'
+	done)
+	# shellcheck disable=SC2086
+	DKIM_RATIO_MED=$(median $DKIM_RATIOS)
 	OSSL_MED=$(median "${o_rates[@]}")
 	OSSL_MIN=$(minimum "${o_rates[@]}")
 	OSSL_MAX=$(maximum "${o_rates[@]}")
@@ -393,6 +421,7 @@ if [ "$DO_RSS" = 1 ]; then
 	TIME_V=0
 	cp "$TFILE" "$WORK/send-rss-time.txt"
 	rates=("$R_RATE") walls=("$R_WALL") cpus=("$R_CPU") sinks=("$R_SINK_CPU") rsss=("$R_RSS")
+	others=("$R_OTHERS")
 	record rss
 	# its journal and results take ~370 MB at 1,000,000 rows
 	rm -rf "$WORK/send-rss.out"
@@ -403,9 +432,10 @@ fi
 # row LABEL KEY ROWS: one line of the table.
 row() {
 	awk -v l="$1" -v n="$3" -v med="${MED[$2]}" -v mn="${MIN[$2]}" -v mx="${MAX[$2]}" \
-		-v w="${WALL[$2]}" -v c="${CPU[$2]}" -v s="${SINK[$2]}" -v r="${RSS[$2]}" 'BEGIN {
-		printf "%-22s %8d %9.0f %9.0f %9.0f %8.2f %9.1f %9.1f %8.1f\n",
-			l, n, med, mn, mx, w, c * 1e6 / n, s * 1e6 / n, r / 1024 }'
+		-v w="${WALL[$2]}" -v c="${CPU[$2]}" -v s="${SINK[$2]}" -v r="${RSS[$2]}" \
+		-v o="${OTHERS[$2]}" 'BEGIN {
+		printf "%-22s %8d %9.0f %9.0f %9.0f %8.2f %9.1f %9.1f %8.1f %6.2f\n",
+			l, n, med, mn, mx, w, c * 1e6 / n, s * 1e6 / n, r / 1024, o }'
 }
 # verdict OK(1/0) TEXT
 verdict() { if [ "$1" = 1 ]; then echo "PASS  $2"; else echo "FAIL  $2"; fi; }
@@ -424,8 +454,8 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b ? 1 : 0) }'; }
 	echo "rates:   messages / wall seconds of the client process (start-up included); $RUNS runs"
 	echo "         each, interleaved, medians; CPU = user + sys of the client, sink CPU = smtp-sink's"
 	echo
-	printf '%-22s %8s %9s %9s %9s %8s %9s %9s %8s\n' "run" rows "msg/s" min max "wall s" \
-		"CPU us/m" "sink us/m" "RSS MB"
+	printf '%-22s %8s %9s %9s %9s %8s %9s %9s %8s %6s\n' "run" rows "msg/s" min max "wall s" \
+		"CPU us/m" "sink us/m" "RSS MB" others
 	[ "$DO_PLAIN" = 0 ] || {
 		row "smtp-source -d -l $PEER_LEN" peer "$ROWS"
 		row "edm send" plain "$ROWS"
@@ -442,7 +472,13 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b ? 1 : 0) }'; }
 			"$PEER_LEN bytes of payload + its few headers"
 		echo "         edm's own figure (from its loop's start): $PLAIN_SELF msg/s; per-run edm/smtp-source: $PAIR_RATIOS"
 	}
-	[ "$DO_DKIM" = 0 ] || echo "dkim:    message size $DKIM_BYTES bytes (row 1); edm's own figure: $DKIM_SELF msg/s"
+	[ "$DO_DKIM" = 0 ] || {
+		echo "dkim:    message size $DKIM_BYTES bytes (row 1); edm's own figure: $DKIM_SELF msg/s"
+		echo "         per-run edm/openssl (openssl measured just before each run):" \
+			"${DKIM_RATIOS}median $DKIM_RATIO_MED"
+	}
+	echo "others:  median CPUs kept busy by other processes during the client runs (of $NPROC);"
+	echo "         the sink and the client need both cores, so any other load lowers the rates"
 	[ "$DO_RSS" = 0 ] || {
 		echo "rss:     GNU time -v, Maximum resident set size: ${RSS[rss]} KB ($WORK/send-rss-time.txt)"
 		[ "$RSS_ROWS" = "$TARGET_RSS_ROWS" ] ||

@@ -947,13 +947,22 @@ static int render_item(struct sched *s, struct sconn *sc, struct item *it)
 	row.lens = lens;
 	if (addr_parse(it->blob, strlen(it->blob), &a, why, sizeof(why)) < 0)
 		return edm_errf(sc->render_err, sizeof(sc->render_err), "%s", why);
-	message_id(s->o.mf, it->row, &a, sc->msgid, sizeof(sc->msgid));
 	buf_reset(&sc->msg);
 	m = scratch_take(s);
 	if (m == NULL)
 		return edm_errf(sc->render_err, sizeof(sc->render_err), "out of memory");
 	rc = message_render(s->o.mf, &row, &a, time(NULL), m, &sc->msg,
 	                    sc->render_err, sizeof(sc->render_err));
+	/* the id message_render() computed (a render that failed early may
+	 * not have one: compute it then) */
+	if (rc == 0 && m->msgid[0] != '\0') {
+		size_t l = strnlen(m->msgid, sizeof(sc->msgid) - 1);
+
+		memcpy(sc->msgid, m->msgid, l);
+		sc->msgid[l] = '\0';
+	} else {
+		message_id(s->o.mf, it->row, &a, sc->msgid, sizeof(sc->msgid));
+	}
 	scratch_give(s, m);
 	return rc;
 }

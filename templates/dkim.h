@@ -3,8 +3,11 @@
  * (RFC 8463), relaxed/relaxed canonicalisation, OpenSSL.
  *
  * Contract: keys are loaded once (dkim_key_load) and are read-only after,
- * so dkim_sign() may run on several threads at once with the same keys
- * (each call makes its own digest/sign contexts). dkim_sign() takes the
+ * so dkim_sign() may run on several threads at once with the same keys.
+ * Each key keeps a pool of signing contexts, one per thread signing at
+ * the same moment, each with its own copy of the private key (taken and
+ * given back under a mutex; freed by dkim_key_free(), which must not run
+ * while a dkim_sign() with that key does). dkim_sign() takes the
  * finished message (CRLF, as mime_build() makes it) and appends one
  * "DKIM-Signature: ..." header per key (folded, CRLF-terminated) to 'out';
  * the caller puts them in front of the message. The body hash is computed

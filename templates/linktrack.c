@@ -390,7 +390,7 @@ static int lt_repl(struct lt *x, const struct lt_delims *d, const char *head,
 static int lt_pixel(struct lt *x, const struct lt_delims *d, size_t start,
                     size_t end)
 {
-	size_t roff, rlen;
+	size_t roff = 0, rlen = 0;
 
 	if (lt_repl(x, d, LT_PIXEL_HEAD, "/o/", LT_PIXEL_TAIL, start, start,
 	            end, &roff, &rlen) < 0)
@@ -642,7 +642,7 @@ static int lt_is_unsub(const struct lt *x, const struct lt_href *h)
  * count it, or leave it. 0 or -1. */
 static int lt_link(struct lt *x, const struct lt_href *h, size_t at)
 {
-	size_t roff, rlen, n;
+	size_t roff = 0, rlen = 0, n;
 	char num[32], *url;
 
 	if (!h->seen || !h->has_value || h->notrack)

@@ -16,7 +16,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
 #include "address.h"
 #include "config.h"
@@ -486,22 +488,74 @@ fail:
 	return NULL;
 }
 
+/* SHA-256 fetched once for the process: SHA256() fetches the algorithm
+ * from the provider store (a lookup under a lock) on every call. */
+static EVP_MD *msgid_md;
+static pthread_once_t msgid_once = PTHREAD_ONCE_INIT;
+
+static void msgid_md_fetch(void)
+{
+	msgid_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void message_id_make(const char *campaign, size_t row, const char *addr_key,
                      const char *domain, char *out, size_t n)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	char in[1024];
-	int len;
+	static const char hex[] = "0123456789abcdef";
+	size_t clen = strlen(campaign), alen = strlen(addr_key), len, k;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char in[1024], id[64], rowbuf[24];
+	int rlen = 0;
 
 	/* Deterministic: the same campaign, row and address always give the
 	 * same id (bounces are matched by it); 64 bits of hash keep ids of
-	 * different campaigns apart. */
-	len = snprintf(in, sizeof(in), "%s%c%zu%c%s", campaign, 0, row, 0, addr_key);
-	if (len < 0 || (size_t)len >= sizeof(in))
-		len = (int)sizeof(in) - 1;
-	SHA256((const unsigned char *)in, (size_t)len, md);
-	snprintf(out, n, "edm.%zu.%02x%02x%02x%02x%02x%02x%02x%02x@%s", row,
-	         md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], domain);
+	 * different campaigns apart. Written by hand: snprintf with eight
+	 * %02x cost more than the hash. */
+	do {
+		id[rlen++] = (char)('0' + row % 10);
+		row /= 10;
+	} while (row > 0);
+	for (int i = 0; i < rlen; i++)
+		rowbuf[i] = id[rlen - 1 - i];
+	len = clen + 1 + (size_t)rlen + 1 + alen;
+	if (len >= sizeof(in)) {
+		/* cut where snprintf cut it, for the same ids as before */
+		len = (size_t)snprintf(in, sizeof(in), "%s%c%.*s%c%s", campaign,
+		                       0, rlen, rowbuf, 0, addr_key);
+		if (len >= sizeof(in))
+			len = sizeof(in) - 1;
+	} else {
+		memcpy(in, campaign, clen);
+		in[clen] = '\0';
+		memcpy(in + clen + 1, rowbuf, (size_t)rlen);
+		in[clen + 1 + (size_t)rlen] = '\0';
+		memcpy(in + clen + 2 + (size_t)rlen, addr_key, alen);
+	}
+	pthread_once(&msgid_once, msgid_md_fetch);
+	if (msgid_md == NULL ||
+	    EVP_Digest(in, len, md, NULL, msgid_md, NULL) != 1)
+		SHA256((const unsigned char *)in, len, md);
+	memcpy(id, "edm.", 4);
+	k = 4;
+	memcpy(id + k, rowbuf, (size_t)rlen);
+	k += (size_t)rlen;
+	id[k++] = '.';
+	for (int i = 0; i < 8; i++) {
+		id[k++] = hex[md[i] >> 4];
+		id[k++] = hex[md[i] & 15];
+	}
+	id[k++] = '@';
+	/* "id@domain" cut to n - 1 octets, as snprintf did */
+	if (n == 0)
+		return;
+	len = strlen(domain);
+	if (k > n - 1)
+		k = n - 1;
+	memcpy(out, id, k);
+	if (len > n - 1 - k)
+		len = n - 1 - k;
+	memcpy(out + k, domain, len);
+	out[k + len] = '\0';
 }
 
 int message_factory_set_secret(struct message_factory *f, const void *secret,

@@ -505,6 +505,55 @@ static void test_canon_body_random(void)
 	}
 }
 
+/* Bodies like mime_build() writes: CRLF lines of plain text, most of them
+ * longer than the canonicaliser's 16-octet scan step, a few with WSP runs,
+ * tabs, trailing blanks, blank-only or empty lines, and trailing empty
+ * lines; against the slow reference above. */
+static void test_canon_body_long_lines(void)
+{
+	static const char *const odd[] = { "  ", "\t", " \t ", " " };
+	unsigned seed = 4242;
+
+	for (int round = 0; round < 300; round++) {
+		size_t lines = (size_t)(rand_r(&seed) % 60), cap = lines * 320 + 16;
+		char *body = malloc(cap), *got, *want;
+		size_t len = 0;
+
+		for (size_t l = 0; l < lines; l++) {
+			size_t n = (size_t)(rand_r(&seed) % 300);
+			int kind = rand_r(&seed) % 10;
+
+			for (size_t i = 0; i < n; i++)
+				body[len++] = (i % 7 == 6) ? ' ' :
+				              (char)('a' + (i + l) % 26);
+			if (kind == 0 && n > 0) {        /* odd WSP inside */
+				const char *o = odd[rand_r(&seed) % 4];
+				size_t at = (size_t)rand_r(&seed) % n;
+				memmove(body + len - n + at + strlen(o),
+				        body + len - n + at, n - at);
+				memcpy(body + len - n + at, o, strlen(o));
+				len += strlen(o);
+			} else if (kind == 1) {          /* trailing WSP */
+				body[len++] = ' ';
+				body[len++] = '\t';
+			}
+			body[len++] = '\r';
+			body[len++] = '\n';
+		}
+		for (int k = rand_r(&seed) % 3; k > 0; k--) {
+			body[len++] = '\r';
+			body[len++] = '\n';
+		}
+		body[len] = '\0';
+		got = canon_body_str(body, len);
+		want = canon_body_ref(body, len);
+		CU_ASSERT_STRING_EQUAL(got, want);
+		free(got);
+		free(want);
+		free(body);
+	}
+}
+
 /* ---- keys ---- */
 
 static void test_key_load(void)
@@ -1230,6 +1279,7 @@ static const struct test_case tests[] = {
 	{ "canon_header_edges", test_canon_header_edges },
 	{ "canon_body_edges", test_canon_body_edges },
 	{ "canon_body_random", test_canon_body_random },
+	{ "canon_body_long_lines", test_canon_body_long_lines },
 	{ "key_load", test_key_load },
 	{ "key_load_refused", test_key_load_refused },
 	{ "sign_format", test_sign_format },

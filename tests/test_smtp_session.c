@@ -859,6 +859,69 @@ static void test_body_normalise(void)
 	}
 }
 
+/* The rule test_body_normalise shows, octet by octet: the expected wire
+ * bytes for any body. */
+static void body_wire_ref(const char *d, size_t n, struct buf *w)
+{
+	int bol = 1;
+
+	for (size_t i = 0; i < n;) {
+		if (bol && d[i] == '.')
+			buf_putc(w, '.');
+		bol = 0;
+		if (d[i] == '\r' || d[i] == '\n') {
+			i += (d[i] == '\r' && i + 1 < n && d[i + 1] == '\n') ? 2 : 1;
+			buf_append(w, "\r\n", 2);
+			bol = 1;
+		} else {
+			buf_putc(w, d[i++]);
+		}
+	}
+	if (!bol)
+		buf_append(w, "\r\n", 2);
+	buf_append(w, ".\r\n", 3);
+}
+
+/* Long bodies (the normaliser copies 16 octets at a time): dots, bare CR
+ * and bare LF at every offset around the block edges. */
+static void test_body_normalise_long(void)
+{
+	static const char *const odd[] = { ".", "\r", "\n", "\r\n.", "\n.",
+	                                   "\r.", "..", "\r\r\n", "\n\n" };
+	static const char *const rc[] = { "c@d" };
+	char in[200];
+
+	for (size_t at = 0; at < 40; at++)
+		for (size_t o = 0; o < sizeof odd / sizeof *odd; o++) {
+			struct buf want = { 0 };
+			struct smtp_txn t;
+			struct drv d;
+			size_t n = 0;
+
+			/* CRLF lines of 23 octets, then the odd piece at 'at' */
+			while (n < 120) {
+				for (int k = 0; k < 23; k++)
+					in[n++] = (char)('a' + k);
+				in[n++] = '\r';
+				in[n++] = '\n';
+			}
+			memmove(in + at + strlen(odd[o]), in + at, n - at);
+			memcpy(in + at, odd[o], strlen(odd[o]));
+			n += strlen(odd[o]);
+			in[n] = '\0';
+			body_wire_ref(in, n, &want);
+			t = txn1("a@b", rc, 1, in);
+			start_ready(&d, "250 PIPELINING\r\n");
+			submit(&d, &t);
+			feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+			check(d.out.len == want.len &&
+			      memcmp(d.out.data, want.data, want.len) == 0,
+			      __LINE__, "odd piece %zu at %zu", o, at);
+			drv_end(&d);
+			buf_free(&want);
+		}
+}
+
 static void test_eof(void)
 {
 	static const char *const rc[] = { "c@d", "e@f" };
@@ -1543,6 +1606,7 @@ static const struct test_case tests[] = {
 	{ "smtputf8_missing", test_smtputf8_missing },
 	{ "bad_addresses", test_bad_addresses },
 	{ "body_normalise", test_body_normalise },
+	{ "body_normalise_long", test_body_normalise_long },
 	{ "eof", test_eof },
 	{ "oversize_line", test_oversize_line },
 	{ "protocol_errors", test_protocol_errors },
