@@ -85,6 +85,7 @@ struct journal {
 	unsigned unsynced;
 	uint64_t last_sync_ms;
 	struct buf line;      /* one record being formatted */
+	struct buf rbuf;      /* results.csv lines not yet written */
 };
 
 /* CLOCK_MONOTONIC in ms. */
@@ -529,6 +530,7 @@ static void journal_destroy(struct journal *j)
 		close(j->lock_fd);
 	}
 	buf_free(&j->line);
+	buf_free(&j->rbuf);
 	free(j->bits);
 	free(j->slots);
 	free(j->jpath);
@@ -706,13 +708,25 @@ static int journal_append(struct journal *j, int fd, off_t *size,
 	return -1;
 }
 
-/* Count a record; fsync when the batch or the interval is full. */
+/* Count a record; fsync when the batch or the interval is full (which
+ * also writes the buffered results.csv lines). */
 static int journal_wrote(struct journal *j)
 {
 	j->unsynced++;
 	if (j->unsynced >= JOURNAL_SYNC_EVERY ||
 	    journal_now_ms() - j->last_sync_ms >= JOURNAL_SYNC_MS)
 		return journal_sync(j);
+	return 0;
+}
+
+/* Write the buffered results.csv lines (one write(2)). 0 or -1 (errno). */
+static int journal_results_flush(struct journal *j)
+{
+	if (j->rbuf.len == 0)
+		return 0;
+	if (journal_append(j, j->rfd, &j->rsize, j->rbuf.data, j->rbuf.len) < 0)
+		return -1;
+	buf_reset(&j->rbuf);
 	return 0;
 }
 
@@ -758,13 +772,16 @@ int journal_final(struct journal *j, size_t row, const char *csv_line,
 		return edm_errf(err, errlen, "%s: %s", j->jpath, strerror(errno));
 	}
 	journal_dmap_del(j, row);
-	/* The journal has it; a results.csv failure is repaired by the
+	/* The journal has it; results.csv gets the line with the next flush
+	 * (JOURNAL_RESULTS_BUF bytes, or the next sync: at most
+	 * JOURNAL_SYNC_MS later). A results.csv failure is repaired by the
 	 * rebuild at the next open, but the caller should still stop. */
-	if (journal_append(j, j->rfd, &j->rsize, j->line.data + prefix,
-	                   j->line.len - prefix) < 0)
+	if (buf_append(&j->rbuf, j->line.data + prefix, j->line.len - prefix) < 0)
+		return edm_errf(err, errlen, "%s: out of memory", j->rpath);
+	if (j->rbuf.len >= JOURNAL_RESULTS_BUF && journal_results_flush(j) < 0)
 		return edm_errf(err, errlen, "%s: %s", j->rpath, strerror(errno));
 	if (journal_wrote(j) < 0)
-		return edm_errf(err, errlen, "%s: fsync: %s", j->jpath,
+		return edm_errf(err, errlen, "%s, %s: %s", j->jpath, j->rpath,
 		                strerror(errno));
 	return 0;
 }
@@ -793,12 +810,13 @@ int journal_defer(struct journal *j, size_t row,
 	return 0;
 }
 
-/* fsync both files if anything was written since the last time. */
+/* Write the buffered results lines, then fsync both files if anything
+ * was written since the last time. */
 int journal_sync(struct journal *j)
 {
 	if (j->unsynced == 0)
 		return 0;
-	if (fsync(j->jfd) < 0 || fsync(j->rfd) < 0)
+	if (journal_results_flush(j) < 0 || fsync(j->jfd) < 0 || fsync(j->rfd) < 0)
 		return -1;
 	j->unsynced = 0;
 	j->last_sync_ms = journal_now_ms();

@@ -17,7 +17,10 @@
  * row, and a hash map of the rows currently deferred (removed when final).
  * Memory: O(rows/8) + O(deferred).
  * results.csv is rebuilt from the F lines at open (atomically), so a crash
- * between the journal write and the results write loses nothing.
+ * between the journal write and the results write loses nothing. Its lines
+ * are therefore buffered: written when JOURNAL_RESULTS_BUF bytes are
+ * pending and at every sync (so at most JOURNAL_SYNC_MS behind the
+ * journal while sending, and complete after journal_sync/journal_close).
  */
 #ifndef EDM_JOURNAL_H
 #define EDM_JOURNAL_H
@@ -28,6 +31,7 @@
 
 #define JOURNAL_SYNC_EVERY 256
 #define JOURNAL_SYNC_MS 1000
+#define JOURNAL_RESULTS_BUF 32768
 
 struct journal;
 
@@ -70,8 +74,8 @@ size_t journal_deferred(const struct journal *j);
 
 /*
  * Record a final outcome: csv_line is the results.csv line for the row
- * (without newline; results.c formats it). Appends to the journal, then to
- * results.csv. 0 or -1 (err).
+ * (without newline; results.c formats it). Appends to the journal (one
+ * write), then to the results.csv buffer. 0 or -1 (err).
  */
 int journal_final(struct journal *j, size_t row, const char *csv_line,
                   char *err, size_t errlen);

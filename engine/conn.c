@@ -141,9 +141,24 @@ static int write_copy(uv_stream_t *st, const void *p, size_t n)
 	return 0;
 }
 
+/* Write at once what the socket takes (uv_try_write: no request, no copy,
+ * no poll change; it refuses while earlier writes are queued, so order is
+ * kept), and queue a copy of the rest. A write error is left to uv_write
+ * and the read side, so a reply the server sent before closing (a 421)
+ * is still read and counts. */
 static int net_write(struct conn *c, const void *p, size_t n)
 {
-	return write_copy((uv_stream_t *)&c->tcp, p, n);
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+	int w;
+
+	if (n == 0)
+		return 0;
+	w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (w == (int)n)
+		return 0;
+	if (w < 0) /* EAGAIN; an error shows again in uv_write, as before */
+		w = 0;
+	return write_copy((uv_stream_t *)&c->tcp, (const char *)p + w, n - (size_t)w);
 }
 
 /* Move the TLS engine's ciphertext to the socket. */
