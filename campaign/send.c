@@ -388,6 +388,7 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	struct dns *dns = NULL;
 	struct tls_config *tv = NULL, *tn = NULL;
 	char err[768], fp[65], spill[4096], suppress_path[4096], helo[256];
+	char daily[4096];
 	const char *password = NULL, *mail_from;
 	char verp_prefix[320] = "", *verp_suffix = NULL, verp_probe[600];
 	int rc = EX_SOFTWARE, jrc;
@@ -611,6 +612,9 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	}
 	so.helo = helo;
 	so.spill_path = spill;
+	snprintf(daily, sizeof(daily), "%s/daily", cfg->campaign.out_dir);
+	/* a dry run or a test send sends nothing that counts */
+	so.daily_path = (o->dry_run || o->test_to) ? NULL : daily;
 	so.suppress_path = suppress_path;
 	so.test_to = o->test_to;
 	so.limit = o->test_to ? (o->limit ? o->limit : 1) : 0;
@@ -681,8 +685,9 @@ int send_run(struct config *cfg, const struct send_opts *o)
 	case SCHED_END_WAITING: {
 		char t[21];
 		results_time(st.next_retry, t);
-		fprintf(stderr, "edm send: %zu recipients wait for a retry; run the "
-		        "same command again after %s (UTC)\n", st.pending, t);
+		fprintf(stderr, "edm send: %zu recipients wait for a retry or for "
+		        "a daily_limit to reset; run the same command again after "
+		        "%s (UTC)\n", st.pending, t);
 		break;
 	}
 	case SCHED_END_STOPPED:

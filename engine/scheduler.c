@@ -69,6 +69,13 @@ struct shape_src {
 	struct twindow win;
 };
 
+/* A daily_limit count of an earlier run today (OUT_DIR/daily). */
+struct daily_saved {
+	char key[128];
+	unsigned src;
+	uint64_t count;
+};
+
 struct shape {
 	char name[128];
 	unsigned connections, mpc;
@@ -167,6 +174,9 @@ struct sched {
 	struct item **heap;
 	size_t nheap, heapcap;
 	size_t mem_items;
+	struct daily_saved *daily_saved; /* today's counts of an earlier run */
+	size_t ndaily_saved;
+	time_t daily_reset;        /* --no-wait end: when a daily cap resets */
 	int spill_fd;
 	off_t spill_end;           /* logical end: spill_wbase + spill_wlen */
 	char *spill_w;             /* write-behind buffer (SPILL_BUF) */
@@ -200,6 +210,16 @@ static uint64_t now_ms(struct sched *s)
 {
 	uv_update_time(s->loop);
 	return uv_now(s->loop);
+}
+
+/* Wall-clock ms since the epoch: daily caps count UTC days (uv_now is a
+ * monotonic clock with an arbitrary origin). */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* r in [0, 1) for the retry jitter (throttle_retry_delay). */
@@ -311,11 +331,116 @@ static struct shape *shape_make(struct sched *s, const char *key, unsigned conns
 		sh->src[i].daily.limit = daily;
 		twindow_init(&sh->src[i].win);
 	}
+	for (size_t i = 0; daily && i < s->ndaily_saved; i++) {
+		const struct daily_saved *ds = &s->daily_saved[i];
+		if (ds->src < s->nsrc && strcmp(ds->key, sh->name) == 0) {
+			sh->src[ds->src].daily.day = (int64_t)(wall_ms() / 86400000);
+			sh->src[ds->src].daily.count = ds->count;
+		}
+	}
 	sh->next = s->shapes;
 	s->shapes = sh;
 	sh->hnext = s->shape_hash[hash_str(sh->name) % SHAPE_BUCKETS];
 	s->shape_hash[hash_str(sh->name) % SHAPE_BUCKETS] = sh;
 	return sh;
+}
+
+/*
+ * OUT_DIR/daily: the daily_limit counts of today, so a run stopped with
+ * --no-wait (or by a signal) and started again the same UTC day does not
+ * get a fresh allowance. One line per shape and source IP with a count:
+ * "<utc-day> <source-index> <count> <shape key>". Read at start (lines of
+ * other days are ignored), rewritten (temp file + rename) at sched_free.
+ * A kill -9 loses the counts of that run: the cap may then be exceeded by
+ * what that run sent.
+ */
+static void daily_load(struct sched *s)
+{
+	FILE *f;
+	char line[256];
+	long long today = (long long)(wall_ms() / 86400000);
+
+	if (s->o.daily_path == NULL || (f = fopen(s->o.daily_path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		long long day;
+		unsigned src;
+		unsigned long long count;
+		int off = 0;
+		struct daily_saved *ds;
+		size_t kl;
+
+		if (sscanf(line, "%lld %u %llu %n", &day, &src, &count, &off) != 3 ||
+		    off == 0 || day != today)
+			continue;
+		kl = strcspn(line + off, "\n");
+		if (kl == 0 || kl >= sizeof(ds->key))
+			continue;
+		ds = realloc(s->daily_saved, (s->ndaily_saved + 1) * sizeof(*ds));
+		if (ds == NULL)
+			break;
+		s->daily_saved = ds;
+		ds += s->ndaily_saved++;
+		memcpy(ds->key, line + off, kl);
+		ds->key[kl] = '\0';
+		ds->src = src;
+		ds->count = count;
+	}
+	fclose(f);
+}
+
+static void daily_save(struct sched *s)
+{
+	char tmp[4200];
+	FILE *f;
+	int64_t today = (int64_t)(wall_ms() / 86400000);
+	int any = 0;
+
+	if (s->o.daily_path == NULL)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", s->o.daily_path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		goto fail;
+	for (struct shape *sh = s->shapes; sh; sh = sh->next)
+		for (size_t i = 0; sh->daily && i < s->nsrc; i++)
+			if (sh->src[i].daily.day == today && sh->src[i].daily.count > 0) {
+				fprintf(f, "%lld %zu %llu %s\n", (long long)today, i,
+				        (unsigned long long)sh->src[i].daily.count, sh->name);
+				any = 1;
+			}
+	if (fclose(f) != 0)
+		goto fail;
+	if (!any) {
+		unlink(tmp);
+		unlink(s->o.daily_path);
+		return;
+	}
+	if (rename(tmp, s->o.daily_path) == 0)
+		return;
+fail:
+	log_kv(EDM_LOG_WARN, "daily-save", "path=%s error=\"%s\"", s->o.daily_path,
+	       strerror(errno));
+}
+
+/* 0 when the domain may still send today on some source IP; else the
+ * wall-clock ms when its daily caps (its own and its provider's) reset. */
+static uint64_t daily_capped_until(const struct sched *s, const struct sdom *d)
+{
+	uint64_t wall = wall_ms(), first = UINT64_MAX;
+
+	for (size_t i = 0; i < s->nsrc; i++) {
+		uint64_t w = tdaily_wait_ms(&d->shape->src[i].daily, wall);
+		if (d->provider) {
+			uint64_t pw = tdaily_wait_ms(&d->provider->src[i].daily, wall);
+			if (pw > w)
+				w = pw;
+		}
+		if (w == 0)
+			return 0;
+		if (wall + w < first)
+			first = wall + w;
+	}
+	return first;
 }
 
 /* The shape of a recipient domain: the best [domain] section, filled in
@@ -403,12 +528,19 @@ static struct shape *provider_for(struct sched *s, const char *mxhost)
 				struct shape *sh = shape_get(s, key);
 				if (sh != NULL)
 					return sh;
-				return shape_make(s, key,
-				                  p->connections != CFG_UNSET ? p->connections : 10000,
-				                  p->messages_per_connection != CFG_UNSET ? p->messages_per_connection : 1000000,
-				                  p->rate >= 0 ? p->rate : 0, p->burst >= 0 ? p->burst : 0,
-				                  p->connect_rate >= 0 ? p->connect_rate : 0,
-				                  p->daily_limit != CFG_UNSET ? p->daily_limit : 0);
+				sh = shape_make(s, key,
+				                p->connections != CFG_UNSET ? p->connections : 10000,
+				                p->messages_per_connection != CFG_UNSET ? p->messages_per_connection : 1000000,
+				                p->rate >= 0 ? p->rate : 0, p->burst >= 0 ? p->burst : 0,
+				                p->connect_rate >= 0 ? p->connect_rate : 0,
+				                p->daily_limit != CFG_UNSET ? p->daily_limit : 0);
+				/* without a connections cap, the connect bucket starts
+				 * with one second's worth, not 10000 */
+				if (sh != NULL && p->connections == CFG_UNSET && p->connect_rate > 0)
+					for (size_t k = 0; k < s->nsrc; k++)
+						tbucket_init(&sh->src[k].connect, p->connect_rate, 0,
+						             now_ms(s));
+				return sh;
 			}
 	}
 	return NULL;
@@ -1137,7 +1269,7 @@ static int take_message_token(struct sched *s, struct sdom *d, unsigned src,
 {
 	struct shape_src *ss = &d->shape->src[src];
 	struct shape_src *ps = d->provider ? &d->provider->src[src] : NULL;
-	uint64_t w = tbucket_wait_ms(&ss->rate, now);
+	uint64_t w = tbucket_wait_ms(&ss->rate, now), wall = 0;
 
 	if (twindow_paused(&ss->win, now)) {
 		uint64_t pw = ss->win.paused_until - now;
@@ -1148,10 +1280,12 @@ static int take_message_token(struct sched *s, struct sdom *d, unsigned src,
 		w = tbucket_wait_ms(&ps->rate, now);
 	if (tbucket_wait_ms(&s->global_rate, now) > w)
 		w = tbucket_wait_ms(&s->global_rate, now);
-	if (ss->daily.limit && ss->daily.count >= ss->daily.limit &&
-	    ss->daily.day == (int64_t)(now / 86400000)) {
-		uint64_t dw = tdaily_wait_ms(&ss->daily, now);
-		if (dw > w)
+	if (ss->daily.limit || (ps != NULL && ps->daily.limit)) {
+		uint64_t dw;
+		wall = wall_ms();
+		if ((dw = tdaily_wait_ms(&ss->daily, wall)) > w)
+			w = dw;
+		if (ps != NULL && (dw = tdaily_wait_ms(&ps->daily, wall)) > w)
 			w = dw;
 	}
 	if (w > 0) {
@@ -1159,10 +1293,14 @@ static int take_message_token(struct sched *s, struct sdom *d, unsigned src,
 		return 0;
 	}
 	tbucket_take(&ss->rate, now);
-	if (ps != NULL)
+	if (ps != NULL) {
 		tbucket_take(&ps->rate, now);
+		if (ps->daily.limit)
+			tdaily_take(&ps->daily, wall);
+	}
 	tbucket_take(&s->global_rate, now);
-	tdaily_take(&ss->daily, now);
+	if (ss->daily.limit)
+		tdaily_take(&ss->daily, wall);
 	return 1;
 }
 
@@ -1652,12 +1790,17 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 			break;
 		}
 		uint64_t w = tbucket_wait_ms(&ss->connect, now);
+		if (d->provider &&
+		    tbucket_wait_ms(&d->provider->src[src].connect, now) > w)
+			w = tbucket_wait_ms(&d->provider->src[src].connect, now);
 		if (w > 0) {
 			if (now + w < *next_wake)
 				*next_wake = now + w;
 			break;
 		}
 		tbucket_take(&ss->connect, now);
+		if (d->provider)
+			tbucket_take(&d->provider->src[src].connect, now);
 		if (open_conn(s, d, src, now) < 0) {
 			/* every target dead: wait for the first to come back */
 			uint64_t first = UINT64_MAX;
@@ -1832,6 +1975,7 @@ static void maybe_end(struct sched *s)
 	/* something can still happen: work ready in a non-paused domain, a
 	 * route pending, a backoff or a retry ahead */
 	size_t paused = 0;
+	uint64_t capped_until = 0;
 	for (size_t i = 0; i < s->hcap; i++)
 		for (struct sdom *d = s->htab[i]; d; d = d->hnext) {
 			if (d->remaining == 0)
@@ -1840,8 +1984,15 @@ static void maybe_end(struct sched *s)
 				paused += d->remaining;
 				continue;
 			}
-			if (ready_count(d) > 0 || d->busy || d->route == ROUTE_PENDING)
+			if (d->busy || d->route == ROUTE_PENDING)
 				active = 1;
+			else if (ready_count(d) > 0) {
+				uint64_t until = daily_capped_until(s, d);
+				if (until == 0)
+					active = 1;
+				else if (capped_until == 0 || until < capped_until)
+					capped_until = until;
+			}
 		}
 	if (active)
 		return;
@@ -1851,8 +2002,9 @@ static void maybe_end(struct sched *s)
 		         "%zu recipients wait in paused domains (%s)", paused, s->st.paused);
 		goto end;
 	}
-	if (s->nheap > 0 && s->o.no_wait) {
+	if ((s->nheap > 0 || capped_until > 0) && s->o.no_wait) {
 		s->st.end = SCHED_END_WAITING;
+		s->daily_reset = (time_t)(capped_until / 1000);
 		goto end;
 	}
 	return;
@@ -1926,6 +2078,7 @@ struct sched *sched_new(const struct sched_opts *o, char *err, size_t errlen)
 	s->hcap = 1024;
 	s->htab = calloc(s->hcap, sizeof(*s->htab));
 	pthread_mutex_init(&s->scratch_lock, NULL);
+	daily_load(s);
 	if (s->htab == NULL)
 		goto oom;
 	if (s->smtp->max_bounce_rate > 0) {
@@ -2044,12 +2197,16 @@ void sched_stats(const struct sched *s, struct sched_stats *out)
 	out->connections = s->conns;
 	out->pending = total_remaining(s);
 	out->next_retry = s->nheap ? s->heap[0]->next_retry : 0;
+	if (s->daily_reset > 0 && (out->next_retry == 0 || s->daily_reset < out->next_retry))
+		out->next_retry = s->daily_reset;
 }
 
 void sched_free(struct sched *s)
 {
 	if (s == NULL)
 		return;
+	daily_save(s);
+	free(s->daily_saved);
 	for (size_t i = 0; i < s->hcap && s->htab; i++)
 		for (struct sdom *d = s->htab[i], *nx; d; d = nx) {
 			nx = d->hnext;

@@ -69,6 +69,9 @@ struct sched_opts {
 	const char *verp_prefix, *verp_suffix;
 	const char *helo;          /* EHLO name when no source_ips */
 	const char *spill_path;    /* temporary file for rows over budget */
+	/* Optional: where today's daily_limit counts are kept between runs
+	 * (read at sched_new, rewritten atomically at sched_free), or NULL */
+	const char *daily_path;
 	const char *suppress_path; /* where hard bounces go, or NULL */
 	const char *test_to;       /* redirect every message here, or NULL */
 	size_t limit;              /* with test_to: messages to send (0 = all) */

@@ -731,6 +731,64 @@ class TestMX(SendCase):
             self.assertEqual(rows[e]["code"], "")
         self.assertEqual(fault_log(log), Counter())
 
+    def test_provider_daily_limit_persists_and_no_wait(self):
+        """A [provider] daily_limit caps all its domains together; with
+        --no-wait the run ends with 75 and says when to run again; the count
+        is kept in OUT_DIR/daily, so running again the same day sends
+        nothing more."""
+        rcpts = ["x1@a.test", "x2@a.test", "x3@a.test", "y1@b.test", "y2@b.test", "y3@b.test"]
+        tmp = tempfile.mkdtemp(prefix="edm-fault-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        log = os.path.join(tmp, "log")
+        with self.dns() as dns, peers.fault_server(FAULT, "--quiet", "--log", log) as fs:
+            c = Campaign(self, rcpts, smtp=self.mx_smtp(dns, fs.port))
+            c.write_config(c.config_text() + "[provider all]\nmx = *\ndaily_limit = 3\n")
+            for run in (1, 2):
+                t0 = time.monotonic()
+                r = c.run("--no-wait", expect=EX_TEMPFAIL, timeout=60)
+                self.assertLess(time.monotonic() - t0, 30, f"run {run} waited for the cap")
+                self.assertIn("daily_limit", r.stderr)
+                self.assertRegex(r.stderr, r"run the same command again after \d{4}-\d\d-\d\dT00:00:00Z")
+                self.assertEqual(sum(fault_log(log).values()), 3, f"run {run}")
+                self.assertEqual(len(c.results()), 3)
+        with open(os.path.join(c.out, "daily"), encoding="ascii") as f:
+            lines = f.read().split("\n")
+        self.assertIn(" 0 3 provider:all", lines[0])
+
+    def test_domain_daily_limit_per_wildcard_domain(self):
+        """[domain *] daily_limit = 2 gives each domain its own cap of 2."""
+        rcpts = ["x1@a.test", "x2@a.test", "x3@a.test", "y1@b.test", "y2@b.test", "y3@b.test"]
+        tmp = tempfile.mkdtemp(prefix="edm-fault-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        log = os.path.join(tmp, "log")
+        with self.dns() as dns, peers.fault_server(FAULT, "--quiet", "--log", log) as fs:
+            c = Campaign(self, rcpts, smtp=self.mx_smtp(dns, fs.port),
+                         domain={"daily_limit": "2"})
+            c.run("--no-wait", expect=EX_TEMPFAIL, timeout=60)
+        got = fault_log(log)
+        self.assertEqual(sum(v for k, v in got.items() if k.endswith("@a.test")), 2, got)
+        self.assertEqual(sum(v for k, v in got.items() if k.endswith("@b.test")), 2, got)
+
+    def test_provider_connect_rate(self):
+        """[provider] connect_rate = 2/s over two domains, one message per
+        connection: 6 connections take at least 1.5 s (2 at once, then one
+        every 0.5 s); without the provider's limit they open at once."""
+        rcpts = ["x1@a.test", "x2@a.test", "x3@a.test", "y1@b.test", "y2@b.test", "y3@b.test"]
+        tmp = tempfile.mkdtemp(prefix="edm-fault-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        log = os.path.join(tmp, "log")
+        with self.dns() as dns, peers.fault_server(FAULT, "--quiet", "--log", log) as fs:
+            c = Campaign(self, rcpts, smtp=self.mx_smtp(dns, fs.port),
+                         domain={"messages_per_connection": "1"})
+            c.write_config(c.config_text() + "[provider all]\nmx = *\nconnect_rate = 2/s\n")
+            t0 = time.monotonic()
+            c.run(timeout=60)
+            took = time.monotonic() - t0
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in rcpts}))
+        conns = {re.search(r" conn=(\d+)", x).group(1) for x in fault_lines(log, "msg")}
+        self.assertEqual(len(conns), 6)
+        self.assertGreaterEqual(took, 1.5)
+
 
 # ---------------------------------------------------------------------------
 class TestModes(SendCase):
