@@ -150,6 +150,7 @@ struct sconn {
 	char mail_from[600];       /* VERP: this recipient's envelope sender */
 	int closed;                /* conn gone while rendering */
 	uint64_t started_ms;
+	struct sconn *all_prev, *all_next; /* every open connection */
 };
 
 struct scratch_slot {
@@ -174,6 +175,7 @@ struct sched {
 	struct item **heap;
 	size_t nheap, heapcap;
 	size_t mem_items;
+	struct sconn *all_conns;   /* every open connection (for the grace end) */
 	struct daily_saved *daily_saved; /* today's counts of an earlier run */
 	size_t ndaily_saved;
 	time_t daily_reset;        /* --no-wait end: when a daily cap resets */
@@ -1464,6 +1466,13 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 	int sender_side = 0, cat;
 
 	(void)arg;
+	if (sc->all_prev)
+		sc->all_prev->all_next = sc->all_next;
+	else
+		s->all_conns = sc->all_next;
+	if (sc->all_next)
+		sc->all_next->all_prev = sc->all_prev;
+	sc->all_prev = sc->all_next = NULL;
 	s->conns--;
 	d->nconns--;
 	d->shape->src[sc->src].conns--;
@@ -1602,6 +1611,10 @@ static int open_conn(struct sched *s, struct sdom *d, unsigned src, uint64_t now
 		return -1;
 	}
 	conn_set_data(sc->c, sc);
+	sc->all_next = s->all_conns;
+	if (s->all_conns)
+		s->all_conns->all_prev = sc;
+	s->all_conns = sc;
 	s->conns++;
 	d->nconns++;
 	d->nconnecting++;
@@ -2028,13 +2041,27 @@ static void quit_idle(struct sched *s)
 			}
 }
 
+/* shutdown_grace is over: connections still busy (a slow or stalled
+ * server) are closed now. Their recipients stay pending, with no record
+ * (nothing was decided), so a resume sends them again; one whose final
+ * dot was already sent may then arrive twice (RFC 1047). */
 static void on_grace(uv_timer_t *t)
 {
 	struct sched *s = t->data;
+	unsigned aborted = 0, in_flight = 0, open = s->conns;
 
-	/* connections still busy keep their own (command) timeouts */
 	quit_idle(s);
-	log_kv(EDM_LOG_WARN, "grace-over", "connections=%u", s->conns);
+	for (struct sconn *sc = s->all_conns, *nx; sc; sc = nx) {
+		nx = sc->all_next;
+		if (sc->c == NULL)
+			continue;
+		aborted++;
+		if (sc->item != NULL)
+			in_flight++;
+		conn_abort(sc->c);
+	}
+	log_kv(EDM_LOG_WARN, "grace-over", "connections=%u aborted=%u in_flight=%u",
+	       open, aborted, in_flight);
 	s->st.end = SCHED_END_STOPPED;
 }
 
