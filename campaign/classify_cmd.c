@@ -44,7 +44,7 @@ const char classify_cmd_usage[] =
 	"  --rules FILE   try the rules in FILE before the shipped ones (the\n"
 	"                 format is in docs/bounces.md; the config's\n"
 	"                 [smtp] bounce_rules is such a file)\n"
-	"  --explain      add the columns flags (slowdown, greylist) and rule\n"
+	"  --explain      add the columns flags (slowdown, greylist, quota) and rule\n"
 	"                 (the FILE:LINE that matched, or enhanced-code /\n"
 	"                 reply-code when no rule did)\n"
 	"  -h, --help     this text\n"
@@ -205,6 +205,7 @@ static int classify_one(const struct classifier *c, const char *reply,
 	char enhanced[CLASSIFY_ENHANCED_MAX], codebuf[16];
 	struct classify_result r;
 	const char *flags;
+	char flagbuf[40];
 	char *text;
 	int code;
 
@@ -221,9 +222,13 @@ static int classify_one(const struct classifier *c, const char *reply,
 	csv_field(stdout, bounce_category_name(r.category), 0);
 	csv_field(stdout, text, !explain);
 	if (explain) {
-		flags = r.slowdown && r.greylist ? "slowdown,greylist"
-		      : r.slowdown ? "slowdown"
-		      : r.greylist ? "greylist" : "-";
+		snprintf(flagbuf, sizeof(flagbuf), "%s%s%s%s%s",
+		         r.slowdown ? "slowdown" : "",
+		         r.slowdown && (r.greylist || r.quota) ? "," : "",
+		         r.greylist ? "greylist" : "",
+		         r.greylist && r.quota ? "," : "",
+		         r.quota ? "quota" : "");
+		flags = flagbuf[0] ? flagbuf : "-";
 		csv_field(stdout, flags, 0);
 		csv_field(stdout, r.rule, 1);
 	}

@@ -54,6 +54,7 @@ extern const char edm_data_bounce_rules[];
 #define CLASSIFY_KEEP (-1)
 #define CLASSIFY_F_SLOWDOWN 1u
 #define CLASSIFY_F_GREYLIST 2u
+#define CLASSIFY_F_QUOTA 4u
 /* PCRE2 match limit per rule: far above what the shipped rules need on a
  * 64 KiB reply (the session's cap), low enough that a user's pattern with
  * nested quantifiers cannot stall the sender (PCRE2's default is 10^7). */
@@ -263,8 +264,8 @@ static const char *classify_field_str(const char *f, size_t flen,
 	return out;
 }
 
-/* Parse the flags field: "-" or a comma-separated list of slowdown and
- * greylist. 0, or -1 with the unknown word in bad. */
+/* Parse the flags field: "-" or a comma-separated list of slowdown,
+ * greylist and quota. 0, or -1 with the unknown word in bad. */
 static int classify_parse_flags(const char *f, size_t flen, unsigned *flags,
                                 char bad[CLASSIFY_FIELD_MAX])
 {
@@ -281,6 +282,8 @@ static int classify_parse_flags(const char *f, size_t flen, unsigned *flags,
 			*flags |= CLASSIFY_F_SLOWDOWN;
 		} else if (n == 8 && strncasecmp(f, "greylist", 8) == 0) {
 			*flags |= CLASSIFY_F_GREYLIST;
+		} else if (n == 5 && strncasecmp(f, "quota", 5) == 0) {
+			*flags |= CLASSIFY_F_QUOTA;
 		} else {
 			classify_field_str(f, n, bad);
 			return -1;
@@ -368,8 +371,8 @@ static int classify_parse_rule(struct classifier *c, const char *line,
 		                file, lineno, name);
 	if (classify_parse_flags(f[2], flen[2], &flags, name) < 0)
 		return edm_errf(err, errlen, "%s:%u: unknown flag '%s' "
-		                "(expected slowdown, greylist, both joined by "
-		                "a comma, or -)", file, lineno, name);
+		                "(expected slowdown, greylist, quota, several "
+		                "joined by commas, or -)", file, lineno, name);
 	if ((cat == CAT_NONE) != (cls == BOUNCE_DELIVERED))
 		return edm_errf(err, errlen, "%s:%u: category none goes with "
 		                "class delivered, and only with it", file, lineno);
@@ -597,6 +600,7 @@ static int classify_by_enhanced(int code, const char *enhanced,
 	out->category = def->category;
 	out->slowdown = (def->flags & CLASSIFY_F_SLOWDOWN) != 0;
 	out->greylist = 0;
+	out->quota = 0;
 	out->rule = "enhanced-code";
 	return 1;
 }
@@ -662,6 +666,7 @@ static int classify_by_rules(const struct classifier *c, int code,
 		out->category = r->category;
 		out->slowdown = (r->flags & CLASSIFY_F_SLOWDOWN) != 0;
 		out->greylist = (r->flags & CLASSIFY_F_GREYLIST) != 0;
+		out->quota = (r->flags & CLASSIFY_F_QUOTA) != 0;
 		out->rule = r->where;
 	}
 out:

@@ -57,6 +57,9 @@ struct classify_result {
 	enum bounce_category category;
 	int slowdown;          /* a "slow down" signal (throttle the domain) */
 	int greylist;          /* greylisting: retry after >= 5 min, no cut */
+	int quota;             /* the sender's own sending quota is spent (a
+	                          relay account's daily or 15-minute quota):
+	                          in relay mode every domain must wait */
 	const char *rule;      /* "file:line" of the matching rule, or
 	                          "enhanced-code"/"reply-code" fallback */
 };

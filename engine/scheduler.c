@@ -1039,6 +1039,18 @@ static void breaker(struct sched *s, struct sdom *d, const char *why)
 	}
 }
 
+/* Relay mode, the sender's quota is spent: stop starting transactions and
+ * end with SCHED_END_PAUSED (exit 75: resume later), nobody bounced. */
+static void quota_stop(struct sched *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	s->st.end = SCHED_END_PAUSED;
+	snprintf(s->st.end_detail, sizeof(s->st.end_detail), "%.500s", why);
+	s->stopping = 1;
+	log_kv(EDM_LOG_ERROR, "campaign-paused", "reason=\"%s\"", why);
+}
+
 /* Put an item back at the front of its domain: nothing was decided. */
 static void requeue(struct sched *s, struct item *it)
 {
@@ -1106,6 +1118,18 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 		         r->reply.enhanced, r->reply.text, o.category);
 		requeue(s, it);
 		breaker(s, d, why);
+		return;
+	}
+	if (cr.quota && s->smtp->mode == CFG_MODE_RELAY && cr.cls == BOUNCE_SOFT) {
+		/* The relay account's own quota: every recipient would get the
+		 * same answer, so stop before retrying the list through it. */
+		char why[600];
+		snprintf(why, sizeof(why), "the relay's sending quota is used up (%s answered "
+		         "%d %s %s); run the same command again once it resets (NetEase: "
+		         "15 minutes, Gmail/Workspace and most providers: the next day)",
+		         conn_peer(sc->c), r->reply.code, r->reply.enhanced, r->reply.text);
+		defer(s, it, &o, 0);
+		quota_stop(s, why);
 		return;
 	}
 	if (cr.cls == BOUNCE_HARD) {

@@ -90,8 +90,9 @@ static int flags_match(const struct classify_result *r, const char *flags)
 {
 	int slow = strstr(flags, "slowdown") != NULL;
 	int grey = strstr(flags, "greylist") != NULL;
+	int quota = strstr(flags, "quota") != NULL;
 
-	return r->slowdown == slow && r->greylist == grey;
+	return r->slowdown == slow && r->greylist == grey && r->quota == quota;
 }
 
 /* ---- names ---- */

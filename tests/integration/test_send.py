@@ -658,6 +658,34 @@ class TestFaultServer(SendCase):
         self.assertEqual(got, Counter({e: 1 for e in rcpts}))
         self.assertEqual(fault_lines(log, "sync-error"), [])
 
+    def test_relay_quota_stops_without_bouncing(self):
+        """The relay says the account's sending quota is spent (NetEase's
+        MI:SFQ, on the fourth recipient): the campaign stops with 75 and
+        says why; nobody is bounced; the rest stay pending; the resume
+        (quota reset: a normal server) delivers them, each once."""
+        rcpts = [f"u{i}@a.example" for i in range(1, 9)]
+        cm, log = self.fault("--rcpt-reply", "u4@=451 MI:SFQ Sender exceeded its 15-minute quota")
+        with cm as fs:
+            c = Campaign(self, rcpts, port=fs.port,
+                         domain={"connections": "1"}, smtp={"retry_first": "1s"})
+            r = c.run(expect=EX_TEMPFAIL, timeout=60)
+        self.assertIn("sending quota is used up", r.stderr)
+        self.assertIn("MI:SFQ", r.stderr)
+        rows = c.by_email()
+        self.assertEqual(set(rows), {"u1@a.example", "u2@a.example", "u3@a.example"})
+        got = fault_log(log)
+        self.assertEqual(got, Counter({e: 1 for e in rcpts[:3]}))
+        log2 = log + "2"
+        with peers.fault_server(FAULT, "--quiet", "--log", log2) as fs2:
+            c.smtp["relay"] = f"127.0.0.1:{fs2.port}"
+            c.write_config()
+            c.run("--force", timeout=60)
+        rows = c.by_email()
+        self.assertEqual(set(rows), set(rcpts))
+        for e in rcpts:
+            self.assert_delivered(rows[e], e)
+        self.assertEqual(fault_log(log2), Counter({e: 1 for e in rcpts[3:]}))
+
 
 # ---------------------------------------------------------------------------
 class TestMX(SendCase):
