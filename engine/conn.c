@@ -62,6 +62,8 @@ struct conn {
 	void *arg;
 	void *data;
 	int in_pump, again;
+	unsigned wait_ms;          /* session timer armed for (0: not armed) */
+	unsigned long wait_seq;
 	int greeted;
 	int ended;                /* closed() called */
 	struct conn_end_info end;
@@ -210,6 +212,7 @@ static int start_tls(struct conn *c)
 		return -1;
 	/* the handshake is bounded by the connect timeout */
 	uv_timer_start(&c->timer, on_timer, c->connect_timeout_ms, 0);
+	c->wait_ms = 0; /* the next pump re-arms for the session */
 	return flush_tls(c);
 }
 
@@ -258,11 +261,19 @@ static void pump(struct conn *c)
 	} while (c->again);
 	c->in_pump = 0;
 	if (c->state != CS_CLOSING) {
+		/* (re)arm only for something new to wait for: bytes that do not
+		 * complete a reply do not buy the server more time */
 		unsigned ms = smtp_session_timeout_ms(c->s);
-		if (ms > 0)
-			uv_timer_start(&c->timer, on_timer, ms, 0);
-		else
+		unsigned long seq = smtp_session_wait_seq(c->s);
+		if (ms == 0) {
 			uv_timer_stop(&c->timer);
+			c->wait_ms = 0;
+		} else if (ms != c->wait_ms || seq != c->wait_seq ||
+		           !uv_is_active((uv_handle_t *)&c->timer)) {
+			uv_timer_start(&c->timer, on_timer, ms, 0);
+			c->wait_ms = ms;
+			c->wait_seq = seq;
+		}
 	}
 	return;
 neterr:
@@ -369,7 +380,18 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	} else if (n < 0 && c->state != CS_CLOSING) {
 		if (c->state == CS_TLS_HANDSHAKE && c->tls_mode == SMTP_TLS_IMPLICIT)
 			conn_finish(c, CONN_END_TLS, "server closed the connection during the TLS handshake");
-		else if (n == UV_EOF) {
+		else if (c->state == CS_TLS_HANDSHAKE) {
+			/* after STARTTLS: a failed handshake (the server gave up
+			 * without an alert), not an ordinary drop; the session
+			 * decides (starttls: stop; opportunistic: fallback) */
+			log_kv(EDM_LOG_INFO, "tls-failed", "conn=%lu host=%s error=\"closed during the handshake\"",
+			       c->id, c->host);
+			conn_state(c, CS_SESSION);
+			smtp_session_tls_done(c->s, 0);
+			pump(c);
+			if (c->state != CS_CLOSING)
+				conn_finish(c, CONN_END_TLS, "server closed the connection during the TLS handshake");
+		} else if (n == UV_EOF) {
 			smtp_session_eof(c->s);
 			pump(c);
 			/* the session reports EOF as CLOSED; make sure we close */
@@ -478,6 +500,7 @@ struct conn *conn_open(uv_loop_t *loop, const struct conn_target *t,
 		goto fail;
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_timer_start(&c->timer, on_timer, c->connect_timeout_ms, 0);
+	c->wait_ms = 0; /* the next pump re-arms for the session */
 	return c;
 fail:
 	/* closed() must not run before the caller has the pointer: report
@@ -514,6 +537,11 @@ void conn_abort(struct conn *c)
 const char *conn_tls_desc(const struct conn *c)
 {
 	return c->tls_on ? c->tls_desc : "none";
+}
+
+const char *conn_plaintext_why(const struct conn *c)
+{
+	return c->s != NULL ? smtp_session_plaintext_why(c->s) : NULL;
 }
 
 const char *conn_peer(const struct conn *c)

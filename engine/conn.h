@@ -77,6 +77,9 @@ void conn_abort(struct conn *c);
 /* "TLSv1.3", "TLSv1.3 unverified", or "none". */
 const char *conn_tls_desc(const struct conn *c);
 
+/* Opportunistic TLS skipped on this connection: why; else NULL. */
+const char *conn_plaintext_why(const struct conn *c);
+
 /* "host[addr]:port" for results. */
 const char *conn_peer(const struct conn *c);
 

@@ -1414,9 +1414,13 @@ static void cb_ready(void *arg, struct conn *c)
 
 	(void)arg;
 	if (sc->st == SC_CONNECTING) {
+		const char *why = conn_plaintext_why(c);
 		sc->d->nconnecting--;
 		sc->d->route_failures = 0;
 		sc->d->fail_since = 0;
+		if (why != NULL) /* a downgrade shows in the log, not only in results */
+			log_kv(EDM_LOG_INFO, "tls-plaintext", "domain=%s host=\"%s\" reason=\"%s\"",
+			       sc->d->name, conn_peer(c), why);
 	}
 	sc->st = SC_IDLE;
 	conn_next(sc->s, sc);

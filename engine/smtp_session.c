@@ -159,6 +159,8 @@ struct smtp_session {
 	unsigned long size_limit;
 
 	struct smtp_reply_parser parser;
+	unsigned long wait_seq;    /* see smtp_session_wait_seq() */
+	char plain_why[160];       /* opportunistic TLS skipped: why */
 	struct buf out;            /* bytes for the driver from out_off on */
 	size_t out_off;
 	int out_wipe;              /* out holds credentials: wipe when taken */
@@ -319,6 +321,7 @@ static void state_set(struct smtp_session *s, enum smtp_state st)
 	log_kv(EDM_LOG_DEBUG, "smtp_state", "id=%s from=%s to=%s", s->log_id,
 	       state_names[s->state], state_names[st]);
 	s->state = st;
+	s->wait_seq++;
 }
 
 /* Which stage the awaited reply belongs to. */
@@ -690,6 +693,9 @@ static void after_ehlo(struct smtp_session *s)
 			state_set(s, ST_STARTTLS);
 			return;
 		}
+		if (s->tls_mode == SMTP_TLS_OPPORTUNISTIC)
+			snprintf(s->plain_why, sizeof(s->plain_why),
+			         "STARTTLS not offered");
 		if (s->tls_mode == SMTP_TLS_STARTTLS) {
 			/* never send mail in plaintext when TLS is required */
 			r = synth(s, SMTP_STAGE_EHLO, "", "STARTTLS required but "
@@ -765,7 +771,10 @@ static void on_starttls(struct smtp_session *s, const struct smtp_reply *r)
 		k = reply_kept(s, r, SMTP_STAGE_STARTTLS);
 		close_quit(s, SMTP_CLOSE_NO_STARTTLS, &k);
 	} else {
-		auth_step(s); /* opportunistic: go on in plaintext */
+		/* opportunistic: go on in plaintext */
+		snprintf(s->plain_why, sizeof(s->plain_why), "STARTTLS refused: %d %.120s",
+		         r->code, r->text);
+		auth_step(s);
 	}
 }
 
@@ -1136,6 +1145,7 @@ void smtp_session_feed(struct smtp_session *s, const char *p, size_t n)
 			return;
 		r.stage = stage_of(s->state);
 		log_reply(s, &r);
+		s->wait_seq++; /* a whole reply: the next one has its own time */
 		handle_reply(s, &r);
 	}
 }
@@ -1192,6 +1202,16 @@ void smtp_session_timeout(struct smtp_session *s)
 		quit_finish(s, &k);
 	else
 		close_now(s, SMTP_CLOSE_TIMEOUT, &k);
+}
+
+const char *smtp_session_plaintext_why(const struct smtp_session *s)
+{
+	return !s->tls_active && s->plain_why[0] ? s->plain_why : NULL;
+}
+
+unsigned long smtp_session_wait_seq(const struct smtp_session *s)
+{
+	return s->wait_seq;
 }
 
 unsigned smtp_session_timeout_ms(const struct smtp_session *s)

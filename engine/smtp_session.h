@@ -38,7 +38,8 @@
  * - AUTH payloads never appear in logs or transcripts (redacted).
  * - Timeouts: the session says how long it is willing to wait for what it is
  *   waiting for now (smtp_session_timeout_ms); the driver arms one timer and
- *   calls smtp_session_timeout() when it fires.
+ *   calls smtp_session_timeout() when it fires. A timeout bounds the whole
+ *   reply, not the silence between its bytes (smtp_session_wait_seq).
  * What it does not do: sockets, TLS itself, DNS, retries, classification
  * (engine/classify.c decides what a reply means; the session only reports).
  */
@@ -179,6 +180,17 @@ void smtp_session_timeout(struct smtp_session *s);
 
 /* How long to wait for the server now, ms; 0 = not waiting. */
 unsigned smtp_session_timeout_ms(const struct smtp_session *s);
+
+/* With tls = opportunistic, why this session went on in plaintext
+ * ("STARTTLS not offered", "STARTTLS refused: 454 ..."); NULL otherwise. */
+const char *smtp_session_plaintext_why(const struct smtp_session *s);
+
+/* Changes whenever the session starts waiting for something new (a state
+ * change, a complete reply). The driver restarts its timer only when this
+ * or smtp_session_timeout_ms() changes, never merely because bytes
+ * arrived: a server trickling a reply that never ends (or one byte a
+ * minute) cannot hold the connection past the timeout. */
+unsigned long smtp_session_wait_seq(const struct smtp_session *s);
 
 /* The TLS handshake the driver ran after SMTP_EV_STARTTLS: ok 1/0. */
 void smtp_session_tls_done(struct smtp_session *s, int ok);

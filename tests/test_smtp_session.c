@@ -1118,11 +1118,49 @@ static void test_starttls_refused(void)
 	expect_out(&d, "");
 	CU_ASSERT_EQUAL(smtp_session_tls_active(d.s), 0);
 	CU_ASSERT(smtp_session_caps(d.s) & SMTP_CAP_PIPELINING);
+	CU_ASSERT_STRING_EQUAL(smtp_session_plaintext_why(d.s),
+	                       "STARTTLS refused: 454 TLS not available");
 	drv_end(&d);
 
 	/* opportunistic without the offer: plaintext at once */
 	drv_start(&d, &o);
 	handshake(&d, "250 PIPELINING\r\n");
+	expect_evs(&d, "READY");
+	CU_ASSERT_STRING_EQUAL(smtp_session_plaintext_why(d.s), "STARTTLS not offered");
+	drv_end(&d);
+
+	/* no TLS wanted: nothing to report */
+	o.tls = SMTP_TLS_NONE;
+	drv_start(&d, &o);
+	handshake(&d, "250 STARTTLS\r\n");
+	CU_ASSERT_PTR_NULL(smtp_session_plaintext_why(d.s));
+	drv_end(&d);
+}
+
+/* A reply's timeout is a deadline: bytes that do not complete it leave
+ * wait_seq alone (the driver does not re-arm); a complete reply or a new
+ * state moves it. */
+static void test_wait_seq(void)
+{
+	struct smtp_session_opts o;
+	struct drv d;
+	unsigned long seq;
+
+	opts_init(&o);
+	drv_start(&d, &o);
+	pump(&d);
+	seq = smtp_session_wait_seq(d.s);
+	feed(&d, "220 mx.example ESMTP\r\n");
+	CU_ASSERT_NOT_EQUAL(smtp_session_wait_seq(d.s), seq);
+	seq = smtp_session_wait_seq(d.s);
+	for (int i = 0; i < 50; i++) {
+		feed(&d, "250-mx.example trickle\r\n");
+		CU_ASSERT_EQUAL(smtp_session_wait_seq(d.s), seq);
+	}
+	feed(&d, "250-PIPE");
+	CU_ASSERT_EQUAL(smtp_session_wait_seq(d.s), seq);
+	feed(&d, "LINING\r\n250 8BITMIME\r\n");
+	CU_ASSERT_NOT_EQUAL(smtp_session_wait_seq(d.s), seq);
 	expect_evs(&d, "READY");
 	drv_end(&d);
 }
@@ -1613,6 +1651,7 @@ static const struct test_case tests[] = {
 	{ "reply_text_in_results", test_reply_text_in_results },
 	{ "starttls_required_absent", test_starttls_required_absent },
 	{ "starttls_refused", test_starttls_refused },
+	{ "wait_seq", test_wait_seq },
 	{ "starttls_ok", test_starttls_ok },
 	{ "starttls_injection", test_starttls_injection },
 	{ "implicit_tls", test_implicit_tls },

@@ -9,7 +9,8 @@ window), STARTTLS or implicit TLS, AUTH PLAIN/LOGIN, a per-connection
 message limit. Every accepted message is stored byte for byte.
 
 usage: smtp_peer.py [--listen 127.0.0.1:PORT] [--hostname NAME]
-                    [--starttls CERT KEY [--require-starttls] | --implicit-tls CERT KEY]
+                    [--starttls CERT KEY [--require-starttls] [--inject-after-starttls TEXT]
+                     | --implicit-tls CERT KEY]
                     [--auth USER:PASS [--auth-plaintext]] [--script FILE]
                     [--maildir DIR] [--size-limit N] [--max-seconds S] [--verbose]
 
@@ -63,6 +64,16 @@ Script (--script FILE, JSON; every key optional):
         MAIL FROM gets "max_messages_reply" (default "421 4.7.0 Too many
         messages in one connection", which closes the connection).
 
+--inject-after-starttls TEXT (with --starttls): a man in the middle's
+reply injection (CVE-2011-0411, "NO STARTTLS"). The "220 Ready to start
+TLS" reply and TEXT go out in one write, before the TLS handshake, so a
+client reads them together: TEXT's lines (separated by a backslash-n, as
+typed inside single quotes in the shell) each end with CRLF, e.g.
+'250 injected\\n550 5.7.1 injected'. A client that keeps those bytes takes
+them for replies inside the TLS session (or feeds them to its TLS engine);
+one that follows RFC 3207 throws them away. Each injection is noted on
+stderr ("smtp_peer: conn=N injected K bytes after the 220 to STARTTLS").
+
 Protocol, as aiosmtpd 1.4.3 does it (not faked): EHLO advertises SIZE,
 8BITMIME, SMTPUTF8, STARTTLS (with --starttls, before TLS), AUTH PLAIN LOGIN
 (with --auth, after TLS or with --auth-plaintext), HELP; no PIPELINING (aiosmtpd
@@ -93,6 +104,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException
 
 GREYLIST_REPLY = "450 4.2.0 Greylisted, try again later"
 MAX_MESSAGES_REPLY = "421 4.7.0 Too many messages in one connection"
+# What aiosmtpd 1.4.3 answers to STARTTLS before the handshake.
+STARTTLS_READY = "220 Ready to start TLS"
 # 32 MiB, aiosmtpd's own default; advertised as SIZE.
 DEFAULT_SIZE_LIMIT = 33554432
 REPLY_LINE = re.compile(r"^[2-5][0-9][0-9]([ -].*)?$")
@@ -223,7 +236,7 @@ class Maildir:
 class PeerSMTP(SMTP):
     """aiosmtpd's SMTP with per-connection state and close-after-421."""
 
-    def __init__(self, handler, conn_id, conns, **kwargs):
+    def __init__(self, handler, conn_id, conns, inject=None, **kwargs):
         # aiosmtpd 1.4.3 keeps command_size_limits in a class attribute that
         # every instance clears and EHLO bumps: shared between concurrent
         # connections. Give each connection its own.
@@ -233,6 +246,7 @@ class PeerSMTP(SMTP):
         self.conn_id = conn_id
         self.messages_done = 0
         self._conns = conns
+        self._inject = inject  # bytes sent with the 220 to STARTTLS, or None
 
     def connection_made(self, transport):
         first = self.transport is None
@@ -251,6 +265,16 @@ class PeerSMTP(SMTP):
         return t is not None and t.get_extra_info("ssl_object") is not None
 
     async def push(self, status):
+        if (self._inject is not None and status == STARTTLS_READY
+                and not self.uses_tls()):
+            # The 220 and the injected bytes in one write, as a man in the
+            # middle would send them; aiosmtpd switches the transport to TLS
+            # right after this returns.
+            self._writer.write(status.encode("ascii") + b"\r\n" + self._inject)
+            await self._writer.drain()
+            print(f"smtp_peer: conn={self.conn_id} injected {len(self._inject)} bytes "
+                  "after the 220 to STARTTLS", file=sys.stderr, flush=True)
+            return
         await super().push(status)
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         if text.rsplit("\r\n", 1)[-1].startswith("421 ") and self.transport is not None:
@@ -392,6 +416,10 @@ def parse_args(argv):
                         "every handshake fails")
     p.add_argument("--require-starttls", action="store_true",
                    help="refuse mail commands before STARTTLS (530)")
+    p.add_argument("--inject-after-starttls", metavar="TEXT",
+                   help="send TEXT's lines ('\\n' between them, CRLF after each) "
+                        "right after the 220 to STARTTLS, in the same write, before "
+                        "the handshake (CVE-2011-0411)")
     p.add_argument("--auth", metavar="USER:PASS", help="require AUTH PLAIN/LOGIN with these")
     p.add_argument("--auth-plaintext", action="store_true",
                    help="allow AUTH without TLS (default: only under TLS)")
@@ -405,6 +433,14 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if a.require_starttls and not a.starttls:
         p.error("--require-starttls needs --starttls")
+    a.inject = None
+    if a.inject_after_starttls is not None:
+        if not a.starttls:
+            p.error("--inject-after-starttls needs --starttls")
+        if a.inject_after_starttls == "":
+            p.error("--inject-after-starttls: empty TEXT")
+        a.inject = b"".join(line.encode("utf-8") + b"\r\n"
+                            for line in a.inject_after_starttls.split("\\n"))
     host, sep, port = a.listen.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         p.error(f"--listen: expected HOST:PORT, got {a.listen!r}")
@@ -442,7 +478,7 @@ async def serve(a):
     def factory():
         counter[0] += 1
         return PeerSMTP(
-            handler, counter[0], conns, loop=loop, hostname=a.hostname,
+            handler, counter[0], conns, inject=a.inject, loop=loop, hostname=a.hostname,
             enable_SMTPUTF8=True,  # as aiosmtpd's Controller does
             data_size_limit=a.size_limit or None,
             tls_context=starttls_ctx, require_starttls=a.require_starttls,
@@ -470,7 +506,9 @@ async def serve(a):
               file=sys.stderr, flush=True)
     server.close()
     for c in list(conns):
-        if c.transport is not None:
+        # A TLS transport closed twice has dropped its SSL protocol, and
+        # abort() would then raise (Python 3.11 sslproto): skip closing ones.
+        if c.transport is not None and not c.transport.is_closing():
             c.transport.abort()
     await server.wait_closed()
     await asyncio.sleep(0)

@@ -4,7 +4,8 @@
 Checks what edm's send tests rely on: scripted RCPT/MAIL/dot replies
 (421 closes), greylist_once across connections, a drop at the final dot,
 max_messages_per_conn, exact stored bytes and log.jsonl, STARTTLS and
-implicit TLS with a CA the client trusts, AUTH PLAIN/LOGIN success and
+implicit TLS with a CA the client trusts, plaintext injected after the 220
+to STARTTLS (--inject-after-starttls, read back over a raw socket), AUTH PLAIN/LOGIN success and
 failure, tens of concurrent connections, SIGTERM / --max-seconds exits,
 script validation; and peers.py's dnsmasq (asked with its own tiny DNS
 client), smtp-sink (skipped if Postfix is missing) and fault_server
@@ -276,6 +277,60 @@ class SmtpPeerTest(unittest.TestCase):
             s.quit()
             self.assertIs(p.log()[0]["tls"], True)
 
+    def test_inject_after_starttls(self):
+        """The 220 to STARTTLS and the injected lines arrive in one piece,
+        before the handshake; a client that drops them (as RFC 3207 says)
+        then completes TLS and delivers normally."""
+        inject = "250-injected.test\\n250 injected PIPELINING\\n550 5.7.1 injected"
+        want = (b"220 Ready to start TLS\r\n250-injected.test\r\n"
+                b"250 injected PIPELINING\r\n550 5.7.1 injected\r\n")
+        with peers.smtp_peer("--starttls", CERTS.server_cert, CERTS.server_key,
+                             "--inject-after-starttls", inject) as p:
+            with socket.create_connection((p.host, p.port), timeout=10) as raw:
+                f = raw.makefile("rb", buffering=0)
+
+                def reply():
+                    lines = []
+                    while not lines or lines[-1][3:4] != b" ":
+                        lines.append(f.readline())
+                    return b"".join(lines)
+
+                self.assertTrue(reply().startswith(b"220 "))
+                raw.sendall(b"EHLO client.test\r\n")
+                self.assertIn(b"STARTTLS", reply())
+                raw.sendall(b"STARTTLS\r\n")
+                got = b""
+                deadline = time.monotonic() + 10
+                while len(got) < len(want) and time.monotonic() < deadline:
+                    chunk = raw.recv(len(want) - len(got))
+                    if not chunk:
+                        break
+                    got += chunk
+                self.assertEqual(got, want)
+                # the plaintext is thrown away; the handshake follows
+                tls = client_ctx(CERTS.ca).wrap_socket(raw, server_hostname="localhost")
+                tf = tls.makefile("rb", buffering=0)
+                tls.sendall(b"EHLO client.test\r\n")
+                lines = []
+                while not lines or lines[-1][3:4] != b" ":
+                    lines.append(tf.readline())
+                self.assertTrue(lines[0].startswith(b"250-smtp-peer.test"), lines)
+                self.assertFalse(any(b"injected" in x or b"STARTTLS" in x for x in lines), lines)
+                for cmd, code in ((b"MAIL FROM:<news@acme.test>", b"250"),
+                                  (b"RCPT TO:<a@acme.test>", b"250"),
+                                  (b"DATA", b"354")):
+                    tls.sendall(cmd + b"\r\n")
+                    self.assertTrue(tf.readline().startswith(code), cmd)
+                tls.sendall(msg(1) + b".\r\n")
+                self.assertTrue(tf.readline().startswith(b"250"))
+                tls.sendall(b"QUIT\r\n")
+                self.assertTrue(tf.readline().startswith(b"221"))
+                tls.close()
+            rec = p.log()
+            self.assertEqual([(r["rcpts"], r["tls"]) for r in rec], [(["a@acme.test"], True)])
+            self.assertIn(f"conn=1 injected {len(want) - 24} bytes after the 220 to STARTTLS",
+                          p.stderr())
+
     def test_auth_under_starttls(self):
         with peers.smtp_peer("--starttls", CERTS.server_cert, CERTS.server_key,
                              "--auth", "mailer:s3cr:et") as p:
@@ -445,6 +500,10 @@ class SmtpPeerTest(unittest.TestCase):
         r = subprocess.run([peers.PYTHON, peers.SMTP_PEER, "--require-starttls"],
                            capture_output=True, text=True, timeout=20)
         self.assertEqual(r.returncode, 2)
+        r = subprocess.run([peers.PYTHON, peers.SMTP_PEER, "--inject-after-starttls", "250 x"],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--inject-after-starttls needs --starttls", r.stderr)
 
 
 class PeersHelperTest(unittest.TestCase):
