@@ -1343,6 +1343,19 @@ static void arm_timer(struct sched *s, uint64_t at)
 	uv_timer_start(&s->timer, on_timer, in, 0);
 }
 
+/* The domain has nothing ready (or is paused): QUIT the connections parked
+ * waiting for a token, or they would hold their slots (and keep edm from
+ * ending) until the server drops them. */
+static void quit_idle_domain(struct sdom *d)
+{
+	while (d->idle) {
+		struct sconn *sc = d->idle;
+		d->idle = sc->next_idle;
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+	}
+}
+
 /* Give the connection its next item, or let it go. */
 static void conn_next(struct sched *s, struct sconn *sc)
 {
@@ -1360,12 +1373,15 @@ static void conn_next(struct sched *s, struct sconn *sc)
 	if (ready_count(d) == 0) {
 		sc->st = SC_QUITTING;
 		conn_quit(sc->c);
+		quit_idle_domain(d);
 		return;
 	}
 	now = now_ms(s);
 	if (!take_message_token(s, d, sc->src, now, &wait)) {
-		/* wait idle for the token (short waits only) */
-		if (wait > 2000) {
+		/* wait idle for the token (short waits only); one waiter per
+		 * domain is enough: a second would only hold a connection slot
+		 * other domains may need */
+		if (wait > 2000 || d->idle != NULL) {
 			sc->st = SC_QUITTING;
 			conn_quit(sc->c);
 		} else {
@@ -1776,8 +1792,10 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 {
 	const struct config_smtp *m = s->smtp;
 
-	if (d->paused || ready_count(d) == 0)
+	if (d->paused || ready_count(d) == 0) {
+		quit_idle_domain(d);
 		return;
+	}
 	if (d->route == ROUTE_OK && d->ntargets == 0 && d->last_cat == CAT_BAD_DOMAIN) {
 		fail_domain_items(s, d, "bounced", "bad-domain", d->last_err);
 		return;
@@ -2061,12 +2079,7 @@ static void quit_idle(struct sched *s)
 {
 	for (size_t i = 0; i < s->hcap; i++)
 		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
-			while (d->idle) {
-				struct sconn *sc = d->idle;
-				d->idle = sc->next_idle;
-				sc->st = SC_QUITTING;
-				conn_quit(sc->c);
-			}
+			quit_idle_domain(d);
 }
 
 /* shutdown_grace is over: connections still busy (a slow or stalled
