@@ -76,14 +76,22 @@ static int next_line(struct scan *s, const char **ln, size_t *n)
 /* Note a boundary="..." parameter seen in a header block. */
 static void declare_boundaries(struct scan *s, const char *ln, size_t n)
 {
-	const char *b = memmem(ln, n, "boundary=\"", 10), *q;
+	const char *b = ln, *q;
 
-	if (b == NULL)
-		return;
+	/* the parameter, not the same letters inside another one's quoted
+	 * value (an attachment named oboundary=) */
+	for (;;) {
+		b = memmem(b, (size_t)(ln + n - b), "boundary=\"", 10);
+		if (b == NULL)
+			return;
+		if (b > ln && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == ';'))
+			break;
+		b++;
+	}
 	b += 10;
 	q = memchr(b, '"', (size_t)(ln + n - b));
 	FZ_CHECK(q != NULL && q > b && (size_t)(q - b) < sizeof s->bnd[0],
-	         "boundary parameter");
+	         "boundary parameter in [%.*s]", (int)n, ln);
 	FZ_CHECK(s->nb < MAXB, "more than %d boundaries", MAXB);
 	memcpy(s->bnd[s->nb], b, (size_t)(q - b));
 	s->bnd[s->nb][q - b] = '\0';
