@@ -9,6 +9,7 @@
 #   -r           regression only: run the seed corpus and the kept
 #                crashers once, no fuzzing (same as -t 0)
 #   NAME...      harnesses to run (smtp_reply, csv, ...); default all
+# env FUZZ_SEED=N  libFuzzer's -seed (default 0: a new one each run)
 #
 # For each harness: first every file of tests/fuzz/corpus/NAME and
 # tests/fuzz/crashers/NAME runs once (so an old crasher fails at once),
@@ -108,7 +109,7 @@ for n in "${names[@]}"; do
 		set +e
 		"$exe" "$work" -max_total_time="$secs" -max_len="$(max_len "$n")" \
 			-rss_limit_mb=2048 -timeout=25 -error_exitcode=1 \
-			-print_final_stats=1 \
+			-print_final_stats=1 -seed="${FUZZ_SEED:-0}" \
 			-artifact_prefix="$root/$crashers/" >>"$log" 2>&1
 		rc=$?
 		set -e
