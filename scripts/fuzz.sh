@@ -31,7 +31,7 @@ while getopts "t:b:rh" opt; do
 	t) secs=$OPTARG ;;
 	b) build=$OPTARG ;;
 	r) regress_only=1 ;;
-	*) sed -n '2,20p' "$0"; exit 2 ;;
+	*) sed -n '2,21p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
