@@ -424,6 +424,20 @@ fail:
 	       strerror(errno));
 }
 
+/* ms until the domain may send on source IP src as far as its daily caps
+ * go (its own and its provider's); 0 = now. */
+static uint64_t daily_wait_ms(const struct sdom *d, size_t src, uint64_t wall)
+{
+	uint64_t w = tdaily_wait_ms(&d->shape->src[src].daily, wall);
+
+	if (d->provider) {
+		uint64_t pw = tdaily_wait_ms(&d->provider->src[src].daily, wall);
+		if (pw > w)
+			w = pw;
+	}
+	return w;
+}
+
 /* 0 when the domain may still send today on some source IP; else the
  * wall-clock ms when its daily caps (its own and its provider's) reset. */
 static uint64_t daily_capped_until(const struct sched *s, const struct sdom *d)
@@ -431,12 +445,7 @@ static uint64_t daily_capped_until(const struct sched *s, const struct sdom *d)
 	uint64_t wall = wall_ms(), first = UINT64_MAX;
 
 	for (size_t i = 0; i < s->nsrc; i++) {
-		uint64_t w = tdaily_wait_ms(&d->shape->src[i].daily, wall);
-		if (d->provider) {
-			uint64_t pw = tdaily_wait_ms(&d->provider->src[i].daily, wall);
-			if (pw > w)
-				w = pw;
-		}
+		uint64_t w = daily_wait_ms(d, i, wall);
 		if (w == 0)
 			return 0;
 		if (wall + w < first)
@@ -1309,9 +1318,7 @@ static int take_message_token(struct sched *s, struct sdom *d, unsigned src,
 	if (ss->daily.limit || (ps != NULL && ps->daily.limit)) {
 		uint64_t dw;
 		wall = wall_ms();
-		if ((dw = tdaily_wait_ms(&ss->daily, wall)) > w)
-			w = dw;
-		if (ps != NULL && (dw = tdaily_wait_ms(&ps->daily, wall)) > w)
+		if ((dw = daily_wait_ms(d, src, wall)) > w)
 			w = dw;
 	}
 	if (w > 0) {
@@ -2082,8 +2089,8 @@ static void quit_idle(struct sched *s)
 			quit_idle_domain(d);
 }
 
-/* shutdown_grace is over: connections still busy (a slow or stalled
- * server) are closed now. Their recipients stay pending, with no record
+/* shutdown_grace is over: every connection still open (busy with a slow
+ * or stalled server, or idle) is closed now. Their recipients stay pending, with no record
  * (nothing was decided), so a resume sends them again; one whose final
  * dot was already sent may then arrive twice (RFC 1047). */
 static void on_grace(uv_timer_t *t)
@@ -2091,7 +2098,6 @@ static void on_grace(uv_timer_t *t)
 	struct sched *s = t->data;
 	unsigned aborted = 0, in_flight = 0, open = s->conns;
 
-	quit_idle(s);
 	for (struct sconn *sc = s->all_conns, *nx; sc; sc = nx) {
 		nx = sc->all_next;
 		if (sc->c == NULL)
