@@ -245,6 +245,10 @@ static void pump(struct conn *c)
 			case SMTP_EV_TXN_DONE:
 				c->ops->txn_done(c->arg, c, ev.results, ev.nresults);
 				break;
+			case SMTP_EV_BODY_SENT:
+				if (c->ops->body_sent != NULL)
+					c->ops->body_sent(c->arg, c);
+				break;
 			case SMTP_EV_CLOSED:
 				flush_session(c);
 				c->end.close = ev.close;

@@ -49,6 +49,11 @@ struct conn_client_ops {
 	                 const struct smtp_rcpt_result *r, size_t n);
 	/* The connection is over; c is freed after this returns. */
 	void (*closed)(void *arg, struct conn *c, const struct conn_end_info *e);
+	/* Optional (NULL: not told): the submitted message and its final dot
+	 * are queued; conn_submit() now stages the next transaction behind
+	 * them (pipelining across messages, smtp_session.h). Not called
+	 * unless the server offers PIPELINING. */
+	void (*body_sent)(void *arg, struct conn *c);
 };
 
 struct conn_target {
@@ -65,7 +70,9 @@ struct conn_target {
 struct conn *conn_open(uv_loop_t *loop, const struct conn_target *t,
                        const struct conn_client_ops *ops, void *arg);
 
-/* Submit a transaction after ready(). 0 or -1 (not ready). */
+/* Submit a transaction after ready(), or stage one after body_sent()
+ * (until the open one's txn_done()). 0, or -1: not now (for a staged
+ * submit: try again after ready()). */
 int conn_submit(struct conn *c, const struct smtp_txn *t);
 
 /* Polite end: QUIT when idle. */

@@ -1612,7 +1612,7 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 }
 
 static const struct conn_client_ops client_ops = {
-	cb_ready, cb_txn_done, cb_closed,
+	cb_ready, cb_txn_done, cb_closed, NULL,
 };
 
 /* Open one connection for the domain; 0 or -1. */

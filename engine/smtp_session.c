@@ -143,6 +143,22 @@ static const char *const close_names[] = {
 	[SMTP_CLOSE_AUTH] = "auth",
 };
 
+/* One transaction's state. */
+struct txn {
+	int open;
+	int pipelined;
+	int mail_failed;
+	struct smtp_rcpt_result *results;
+	unsigned char *decided;    /* result final */
+	unsigned char *rcpt_ok;    /* RCPT got 2xx */
+	size_t nresults;
+	size_t naccepted;          /* RCPT 2xx count */
+	size_t *sent;              /* indices of recipients given to RCPT */
+	size_t *rcpt_off;          /* their command offsets in rcpt_cmds */
+	size_t nsent, pos;         /* pos: whose RCPT reply comes next */
+	struct buf mail_cmd, rcpt_cmds, body;
+};
+
 struct smtp_session {
 	enum smtp_state state;
 	char *helo;
@@ -175,20 +191,18 @@ struct smtp_session {
 	enum smtp_close quit_reason;
 	struct smtp_reply quit_reply;  /* cause when quit_reason != QUIT */
 
-	/* the transaction (txn_open from submit to SMTP_EV_TXN_DONE) */
-	int txn_open;
-	int pipelined;
-	int mail_failed;
-	struct smtp_rcpt_result *results;
-	unsigned char *decided;    /* result final */
-	unsigned char *rcpt_ok;    /* RCPT got 2xx */
-	size_t nresults;
-	size_t naccepted;          /* RCPT 2xx count */
-	size_t *sent;              /* indices of recipients given to RCPT */
-	size_t *rcpt_off;          /* their command offsets in rcpt_cmds */
-	size_t nsent, pos;         /* pos: whose RCPT reply comes next */
-	struct buf mail_cmd, rcpt_cmds, body;
+	/* t: the transaction whose replies come next (t.open from submit to
+	 * SMTP_EV_TXN_DONE); next: one staged behind t's final dot (RFC 2920
+	 * pipelining across messages, see smtp_session_submit); done: the
+	 * last finished one, whose results an event may still point at (freed
+	 * at the next submit, as is the pool up to pool_release) */
+	struct txn t, next, done;
+	int staged;                /* next holds a transaction */
+	size_t pool_release;       /* pool[0..pool_release) belongs to done */
 };
+
+static int stage_ok(const struct smtp_session *s);
+static void staged_take_over(struct smtp_session *s);
 
 /* ---- small helpers ---- */
 
@@ -495,18 +509,18 @@ static void txn_fail_open(struct smtp_session *s, const struct smtp_reply *r)
 {
 	struct smtp_event ev;
 
-	for (size_t i = 0; i < s->nresults; i++) {
-		if (s->decided[i])
+	for (size_t i = 0; i < s->t.nresults; i++) {
+		if (s->t.decided[i])
 			continue;
-		s->results[i].accepted = 0;
-		s->results[i].reply = *r;
-		s->decided[i] = 1;
+		s->t.results[i].accepted = 0;
+		s->t.results[i].reply = *r;
+		s->t.decided[i] = 1;
 	}
-	s->txn_open = 0;
+	s->t.open = 0;
 	memset(&ev, 0, sizeof ev);
 	ev.type = SMTP_EV_TXN_DONE;
-	ev.results = s->results;
-	ev.nresults = s->nresults;
+	ev.results = s->t.results;
+	ev.nresults = s->t.nresults;
 	ev_push(s, &ev);
 }
 
@@ -516,8 +530,15 @@ static void close_now(struct smtp_session *s, enum smtp_close why,
 {
 	struct smtp_event ev;
 
-	if (s->txn_open)
+	if (s->t.open)
 		txn_fail_open(s, r);
+	if (s->staged) {
+		/* the staged one fails the same way (its commands were sent
+		 * or queued, its message never) */
+		staged_take_over(s);
+		s->t.open = 1;
+		txn_fail_open(s, r);
+	}
 	out_drop(s);
 	smtp_reply_parser_reset(&s->parser);
 	log_kv(EDM_LOG_DEBUG, "smtp_close", "id=%s reason=%s stage=%s code=%d",
@@ -813,23 +834,50 @@ static void on_auth_login(struct smtp_session *s, const struct smtp_reply *r)
 /* ---- transactions ---- */
 
 /* Release the transaction's storage (results included). */
+static void txn_free(struct txn *x)
+{
+	free(x->results);
+	free(x->decided);
+	free(x->rcpt_ok);
+	free(x->sent);
+	free(x->rcpt_off);
+	buf_free(&x->mail_cmd);
+	buf_free(&x->rcpt_cmds);
+	buf_free(&x->body);
+	memset(x, 0, sizeof *x);
+}
+
 static void txn_clear(struct smtp_session *s)
 {
-	free(s->results);
-	free(s->decided);
-	free(s->rcpt_ok);
-	free(s->sent);
-	free(s->rcpt_off);
-	s->results = NULL;
-	s->decided = NULL;
-	s->rcpt_ok = NULL;
-	s->sent = NULL;
-	s->rcpt_off = NULL;
-	s->nresults = s->nsent = s->pos = s->naccepted = 0;
-	s->txn_open = s->pipelined = s->mail_failed = 0;
-	buf_free(&s->mail_cmd);
-	buf_free(&s->rcpt_cmds);
-	buf_free(&s->body);
+	txn_free(&s->t);
+}
+
+/* Free what finished transactions left for their events: the done slot
+ * and the reply texts kept before the last hand-over (submit only: event
+ * pointers stay valid until the driver's next call). */
+static void done_release(struct smtp_session *s)
+{
+	txn_free(&s->done);
+	if (s->pool_release > 0) {
+		for (size_t i = 0; i < s->pool_release; i++)
+			free(s->pool[i]);
+		memmove(s->pool, s->pool + s->pool_release,
+		        (s->npool - s->pool_release) * sizeof *s->pool);
+		s->npool -= s->pool_release;
+		s->pool_release = 0;
+	}
+}
+
+/* t is over and its TXN_DONE queued: the staged transaction becomes t
+ * (its MAIL reply comes next). t's results stay in done for the event. */
+static void staged_take_over(struct smtp_session *s)
+{
+	txn_free(&s->done);
+	s->done = s->t;
+	s->t = s->next;
+	memset(&s->next, 0, sizeof s->next);
+	s->staged = 0;
+	s->pool_release = s->npool;
 }
 
 /* The transaction is over: TXN_DONE, then RSET or ready. */
@@ -837,13 +885,13 @@ static void txn_finish(struct smtp_session *s, int need_rset)
 {
 	struct smtp_event ev;
 
-	s->txn_open = 0;
+	s->t.open = 0;
 	memset(&ev, 0, sizeof ev);
 	ev.type = SMTP_EV_TXN_DONE;
-	ev.results = s->results;
-	ev.nresults = s->nresults;
+	ev.results = s->t.results;
+	ev.nresults = s->t.nresults;
 	ev_push(s, &ev);
-	buf_free(&s->body);
+	buf_free(&s->t.body);
 	if (need_rset) {
 		send_cmd(s, "RSET", NULL);
 		state_set(s, ST_RSET);
@@ -855,8 +903,8 @@ static void txn_finish(struct smtp_session *s, int need_rset)
 /* Send RCPT for sent[i]. */
 static void send_rcpt(struct smtp_session *s, size_t i)
 {
-	const char *p = s->rcpt_cmds.data + s->rcpt_off[i];
-	size_t n = s->rcpt_off[i + 1] - s->rcpt_off[i];
+	const char *p = s->t.rcpt_cmds.data + s->t.rcpt_off[i];
+	size_t n = s->t.rcpt_off[i + 1] - s->t.rcpt_off[i];
 
 	log_line(s, 'C', p, n - 2);
 	out_append(s, p, n);
@@ -875,45 +923,45 @@ static void on_mail(struct smtp_session *s, const struct smtp_reply *r)
 	if (r->code / 100 != 2) {
 		/* RFC 2920 3.1: after a failed MAIL the RCPT replies are not
 		 * recipient verdicts; every recipient gets the MAIL reply */
-		s->mail_failed = 1;
+		s->t.mail_failed = 1;
 		k = reply_kept(s, r, SMTP_STAGE_MAIL);
-		for (size_t i = 0; i < s->nresults; i++) {
-			if (s->decided[i])
+		for (size_t i = 0; i < s->t.nresults; i++) {
+			if (s->t.decided[i])
 				continue;
-			s->results[i].reply = k;
-			s->decided[i] = 1;
+			s->t.results[i].reply = k;
+			s->t.decided[i] = 1;
 		}
-		if (!s->pipelined) {
+		if (!s->t.pipelined) {
 			txn_finish(s, 1);
 			return;
 		}
-	} else if (!s->pipelined) {
+	} else if (!s->t.pipelined) {
 		send_rcpt(s, 0);
 	}
-	s->pos = 0;
+	s->t.pos = 0;
 	state_set(s, ST_RCPT);
 }
 
 static void on_rcpt(struct smtp_session *s, const struct smtp_reply *r)
 {
-	size_t idx = s->sent[s->pos];
+	size_t idx = s->t.sent[s->t.pos];
 
-	if (!s->mail_failed) {
-		s->results[idx].reply = reply_kept(s, r, SMTP_STAGE_RCPT);
+	if (!s->t.mail_failed) {
+		s->t.results[idx].reply = reply_kept(s, r, SMTP_STAGE_RCPT);
 		if (r->code / 100 == 2) {
-			s->rcpt_ok[idx] = 1;
-			s->naccepted++;
+			s->t.rcpt_ok[idx] = 1;
+			s->t.naccepted++;
 		} else {
-			s->decided[idx] = 1;
+			s->t.decided[idx] = 1;
 		}
 	}
-	s->pos++;
-	if (s->pos < s->nsent) {
-		if (!s->pipelined)
-			send_rcpt(s, s->pos);
-	} else if (s->pipelined) {
+	s->t.pos++;
+	if (s->t.pos < s->t.nsent) {
+		if (!s->t.pipelined)
+			send_rcpt(s, s->t.pos);
+	} else if (s->t.pipelined) {
 		state_set(s, ST_DATA);
-	} else if (s->naccepted > 0) {
+	} else if (s->t.naccepted > 0) {
 		send_data(s);
 	} else {
 		txn_finish(s, 1);
@@ -926,9 +974,9 @@ static void on_data(struct smtp_session *s, const struct smtp_reply *r)
 	struct smtp_reply k;
 
 	if (r->code / 100 == 3) {
-		if (!s->mail_failed && s->naccepted > 0) {
+		if (!s->t.mail_failed && s->t.naccepted > 0) {
 			snprintf(shown, sizeof shown, "<message, %zu bytes with "
-			         "the final dot>", s->body.len);
+			         "the final dot>", s->t.body.len);
 			log_line(s, 'C', shown, strlen(shown));
 			if (s->out_off == s->out.len && !s->out_wipe) {
 				/* nothing else pending: hand the body over
@@ -936,14 +984,16 @@ static void on_data(struct smtp_session *s, const struct smtp_reply *r)
 				 * after this) */
 				struct buf t = s->out;
 
-				s->out = s->body;
-				s->body = t;
-				buf_reset(&s->body);
+				s->out = s->t.body;
+				s->t.body = t;
+				buf_reset(&s->t.body);
 				s->out_off = 0;
 			} else {
-				out_append(s, s->body.data, s->body.len);
+				out_append(s, s->t.body.data, s->t.body.len);
 			}
 			state_set(s, ST_DOT);
+			if (stage_ok(s))
+				ev_simple(s, SMTP_EV_BODY_SENT);
 		} else {
 			/* RFC 2920 3.1: no recipient, yet 354: end the
 			 * (empty) data at once and ignore its reply */
@@ -952,12 +1002,12 @@ static void on_data(struct smtp_session *s, const struct smtp_reply *r)
 		}
 		return;
 	}
-	if (!s->mail_failed) {
+	if (!s->t.mail_failed) {
 		k = reply_kept(s, r, SMTP_STAGE_DATA);
-		for (size_t i = 0; i < s->nresults; i++) {
-			if (s->rcpt_ok[i] && !s->decided[i]) {
-				s->results[i].reply = k;
-				s->decided[i] = 1;
+		for (size_t i = 0; i < s->t.nresults; i++) {
+			if (s->t.rcpt_ok[i] && !s->t.decided[i]) {
+				s->t.results[i].reply = k;
+				s->t.decided[i] = 1;
 			}
 		}
 	}
@@ -969,12 +1019,29 @@ static void on_dot(struct smtp_session *s, const struct smtp_reply *r)
 	struct smtp_reply k = reply_kept(s, r, SMTP_STAGE_DOT);
 	int ok = r->code / 100 == 2;
 
-	for (size_t i = 0; i < s->nresults; i++) {
-		if (s->rcpt_ok[i] && !s->decided[i]) {
-			s->results[i].reply = k;
-			s->results[i].accepted = ok;
-			s->decided[i] = 1;
+	for (size_t i = 0; i < s->t.nresults; i++) {
+		if (s->t.rcpt_ok[i] && !s->t.decided[i]) {
+			s->t.results[i].reply = k;
+			s->t.results[i].accepted = ok;
+			s->t.decided[i] = 1;
 		}
+	}
+	if (s->staged) {
+		/* the next transaction's MAIL, RCPT and DATA went behind this
+		 * dot: their replies follow. A dot reply ends the transaction
+		 * either way (RFC 5321 4.1.1.4), so no RSET, which would now
+		 * reset the next one. */
+		struct smtp_event ev;
+
+		s->t.open = 0;
+		memset(&ev, 0, sizeof ev);
+		ev.type = SMTP_EV_TXN_DONE;
+		ev.results = s->t.results;
+		ev.nresults = s->t.nresults;
+		ev_push(s, &ev);
+		staged_take_over(s);
+		state_set(s, ST_MAIL);
+		return;
 	}
 	txn_finish(s, !ok);
 }
@@ -1102,6 +1169,8 @@ void smtp_session_free(struct smtp_session *s)
 	if (s == NULL)
 		return;
 	txn_clear(s);
+	txn_free(&s->next);
+	txn_free(&s->done);
 	pool_clear(s);
 	free(s->pool);
 	out_drop(s);
@@ -1407,39 +1476,40 @@ static int body_build(struct buf *b, const char *data, size_t n, size_t *size)
 /* Every recipient fails with the same local reply. */
 static void fail_all_local(struct smtp_session *s, const struct smtp_reply *k)
 {
-	for (size_t i = 0; i < s->nresults; i++) {
-		s->results[i].reply = *k;
-		s->decided[i] = 1;
+	for (size_t i = 0; i < s->t.nresults; i++) {
+		s->t.results[i].reply = *k;
+		s->t.decided[i] = 1;
 	}
 }
 
-int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t)
+/* Build t into s->t and queue its commands. stage: s->t is a fresh slot
+ * the caller parked the open transaction away from; nothing may be
+ * refused locally then (-1: submit it again once ready), and the state
+ * stays ST_DOT. */
+static int txn_start(struct smtp_session *s, const struct smtp_txn *t, int stage)
 {
 	struct smtp_reply k;
 	char line[CMD_MAX + 64];
 	size_t size, i;
 	int n, local = 0;
 
-	if (s->state != ST_READY || t == NULL || t->nrcpts == 0 ||
-	    t->rcpts == NULL || t->mail_from == NULL ||
-	    (t->data == NULL && t->len > 0))
-		return -1;
-	for (i = 0; i < t->nrcpts; i++)
-		if (t->rcpts[i] == NULL)
-			return -1;
-	txn_clear(s);
-	pool_clear(s);
-	s->nresults = t->nrcpts;
-	s->results = calloc(t->nrcpts, sizeof *s->results);
-	s->decided = calloc(t->nrcpts, 1);
-	s->rcpt_ok = calloc(t->nrcpts, 1);
-	s->sent = calloc(t->nrcpts, sizeof *s->sent);
-	s->rcpt_off = calloc(t->nrcpts + 1, sizeof *s->rcpt_off);
-	if (s->results == NULL || s->decided == NULL || s->rcpt_ok == NULL ||
-	    s->sent == NULL || s->rcpt_off == NULL ||
-	    body_build(&s->body, t->data, t->len, &size) < 0)
+	if (!stage) {
+		txn_clear(s);
+		txn_free(&s->done);
+		pool_clear(s);
+		s->pool_release = 0;
+	}
+	s->t.nresults = t->nrcpts;
+	s->t.results = calloc(t->nrcpts, sizeof *s->t.results);
+	s->t.decided = calloc(t->nrcpts, 1);
+	s->t.rcpt_ok = calloc(t->nrcpts, 1);
+	s->t.sent = calloc(t->nrcpts, sizeof *s->t.sent);
+	s->t.rcpt_off = calloc(t->nrcpts + 1, sizeof *s->t.rcpt_off);
+	if (s->t.results == NULL || s->t.decided == NULL || s->t.rcpt_ok == NULL ||
+	    s->t.sent == NULL || s->t.rcpt_off == NULL ||
+	    body_build(&s->t.body, t->data, t->len, &size) < 0)
 		goto nomem;
-	s->txn_open = 1;
+	s->t.open = 1;
 
 	/* refusals decided here, before a byte is sent */
 	n = snprintf(line, sizeof line, "MAIL FROM:<%s>", t->mail_from);
@@ -1471,50 +1541,102 @@ int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t)
 		          size, s->size_limit);
 		local = 1;
 	}
+	if (local && stage)
+		goto refuse;
 	if (local) {
 		fail_all_local(s, &k);
 		txn_finish(s, 0);
 		return 0;
 	}
-	if (buf_puts(&s->mail_cmd, line) < 0)
+	if (buf_puts(&s->t.mail_cmd, line) < 0)
 		goto nomem;
 	for (i = 0; i < t->nrcpts; i++) {
 		const char *a = t->rcpts[i];
 
 		n = snprintf(line, sizeof line, "RCPT TO:<%s>\r\n", a);
 		if (!address_ok(a) || n < 0 || (size_t)n > CMD_MAX) {
-			s->results[i].reply = synth(s, SMTP_STAGE_LOCAL, "5.1.3",
+			if (stage)
+				goto refuse;
+			s->t.results[i].reply = synth(s, SMTP_STAGE_LOCAL, "5.1.3",
 				"not sent: the recipient address is longer than a "
 				"%d-octet command allows or contains a control "
 				"character, '<' or '>'", CMD_MAX);
-			s->decided[i] = 1;
+			s->t.decided[i] = 1;
 			continue;
 		}
-		if (buf_append(&s->rcpt_cmds, line, (size_t)n) < 0)
+		if (buf_append(&s->t.rcpt_cmds, line, (size_t)n) < 0)
 			goto nomem;
-		s->sent[s->nsent++] = i;
-		s->rcpt_off[s->nsent] = s->rcpt_cmds.len;
+		s->t.sent[s->t.nsent++] = i;
+		s->t.rcpt_off[s->t.nsent] = s->t.rcpt_cmds.len;
 	}
-	if (s->nsent == 0) {
+	if (s->t.nsent == 0) {
 		txn_finish(s, 0);
 		return 0;
 	}
 
-	s->pipelined = (s->caps & SMTP_CAP_PIPELINING) && !s->no_pipelining;
-	send_cmd(s, s->mail_cmd.data, NULL);
-	if (s->pipelined) {
+	s->t.pipelined = (s->caps & SMTP_CAP_PIPELINING) && !s->no_pipelining;
+	send_cmd(s, s->t.mail_cmd.data, NULL);
+	if (s->t.pipelined) {
 		/* RFC 2920 3.1: MAIL, every RCPT and DATA in one write */
-		for (i = 0; i < s->nsent; i++)
+		for (i = 0; i < s->t.nsent; i++)
 			send_rcpt(s, i);
 		send_cmd(s, "DATA", NULL);
 	}
-	state_set(s, ST_MAIL);
+	if (!stage)
+		state_set(s, ST_MAIL);
 	return 0;
 
 nomem:
+refuse:
 	txn_clear(s);
 	return -1;
 }
+
+/* May a transaction go behind the final dot of the open one now? */
+static int stage_ok(const struct smtp_session *s)
+{
+	return s->state == ST_DOT && s->t.open && s->t.pipelined && !s->staged &&
+	       !s->quit_requested && (s->caps & SMTP_CAP_PIPELINING) &&
+	       !s->no_pipelining;
+}
+
+int smtp_session_can_stage(const struct smtp_session *s)
+{
+	return stage_ok(s);
+}
+
+int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t)
+{
+	struct txn cur;
+	int rc;
+
+	if (t == NULL || t->nrcpts == 0 || t->rcpts == NULL || t->mail_from == NULL ||
+	    (t->data == NULL && t->len > 0))
+		return -1;
+	for (size_t i = 0; i < t->nrcpts; i++)
+		if (t->rcpts[i] == NULL)
+			return -1;
+	if (s->state == ST_READY)
+		return txn_start(s, t, 0);
+	if (!stage_ok(s))
+		return -1;
+	/* RFC 2920 3.1: message content may begin a command group, so the
+	 * next MAIL, RCPT and DATA may follow the final dot in one write */
+	done_release(s);
+	cur = s->t;
+	memset(&s->t, 0, sizeof s->t);
+	rc = txn_start(s, t, 1);
+	s->next = s->t;
+	s->t = cur;
+	if (rc < 0) {
+		txn_free(&s->next);
+		return -1;
+	}
+	s->staged = 1;
+	return 0;
+}
+
+
 
 void smtp_session_quit(struct smtp_session *s)
 {

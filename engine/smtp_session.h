@@ -9,7 +9,8 @@
  *   SMTP_EV_STARTTLS, driver runs the TLS handshake, smtp_session_tls_done()
  *   -> EHLO again] -> [AUTH PLAIN|LOGIN] -> SMTP_EV_READY
  *   READY -> smtp_session_submit() -> MAIL/RCPT.../DATA (pipelined in one
- *   write when PIPELINING is offered) -> body -> "." -> SMTP_EV_TXN_DONE ->
+ *   write when PIPELINING is offered) -> body -> "." [-> SMTP_EV_BODY_SENT:
+ *   the next transaction may be staged behind the dot] -> SMTP_EV_TXN_DONE ->
  *   (RSET when the transaction failed) -> SMTP_EV_READY ... ->
  *   smtp_session_quit() -> QUIT -> SMTP_EV_CLOSED.
  * Any 421, EOF, protocol violation, timeout or reply over the caps ends the
@@ -137,6 +138,9 @@ enum smtp_event_type {
 	SMTP_EV_STARTTLS,        /* start the TLS handshake now */
 	SMTP_EV_TXN_DONE,        /* the submitted transaction is over */
 	SMTP_EV_CLOSED,          /* the session is over; close the socket */
+	SMTP_EV_BODY_SENT,       /* the message and its "." are in the output:
+	                            a transaction submitted now is staged
+	                            behind them (PIPELINING only) */
 };
 
 struct smtp_event {
@@ -202,6 +206,25 @@ void smtp_session_tls_done(struct smtp_session *s, int ok);
  * 0, enhanced "5.3.4" / "5.6.7", nothing sent).
  */
 int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t);
+
+/*
+ * Pipelining across messages (RFC 2920 3.1: message content may begin a
+ * command group). Once the open transaction's body and "." are in the
+ * output (SMTP_EV_BODY_SENT, then until its dot reply), with PIPELINING
+ * offered and no QUIT asked for, smtp_session_submit() also takes ONE
+ * more transaction: its MAIL, RCPT and DATA go out behind the dot, and
+ * its replies are read after the dot reply, which then never triggers an
+ * RSET (a dot reply ends a transaction either way). The open one's
+ * SMTP_EV_TXN_DONE comes first, then the staged one runs as if submitted
+ * at READY (no SMTP_EV_READY between them). A staged submit that would
+ * be refused locally (SIZE, SMTPUTF8, a bad address) returns -1 and
+ * changes nothing: submit it again after SMTP_EV_READY. When the session
+ * ends early (421, EOF, timeout), both transactions get SMTP_EV_TXN_DONE,
+ * in order. At most one message per session is ever past its final dot
+ * without a reply, as without staging.
+ * Returns 1 while a staged submit may be taken now.
+ */
+int smtp_session_can_stage(const struct smtp_session *s);
 
 /* Send QUIT when idle (or close at once when nothing was said yet). */
 void smtp_session_quit(struct smtp_session *s);

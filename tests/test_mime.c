@@ -1225,8 +1225,8 @@ static void test_injection(void)
 	{
 		static const char *const badnames[] = {
 			"X-A\r\nBcc", "X A", "X:A", "", "X-\xc3\xa9",
-			"X-0123456789012345678901234567890123456789012345678901"
-			"23456789012345678901234",
+			("X-0123456789012345678901234567890123456789012345678901"
+			 "23456789012345678901234"),
 		};
 
 		for (i = 0; i < sizeof badnames / sizeof badnames[0]; i++) {

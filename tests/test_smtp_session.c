@@ -34,6 +34,8 @@ struct drv {
 	char evs[128];           /* event names of the last pump, ',' apart */
 	struct res res[8];       /* results of the last TXN_DONE */
 	size_t nres;
+	struct res res1[8];      /* results of the first TXN_DONE of the pump */
+	size_t nres1, ntxn;      /* ... and how many TXN_DONE it drained */
 	int closed;
 	enum smtp_close close;
 	struct res close_reply;
@@ -47,6 +49,7 @@ static const char *ev_name(enum smtp_event_type t)
 	case SMTP_EV_STARTTLS: return "STARTTLS";
 	case SMTP_EV_TXN_DONE: return "TXN_DONE";
 	case SMTP_EV_CLOSED: return "CLOSED";
+	case SMTP_EV_BODY_SENT: return "BODY_SENT";
 	}
 	return "?";
 }
@@ -69,6 +72,7 @@ static void pump(struct drv *d)
 	buf_reset(&d->out);
 	d->nchunks = 0;
 	d->evs[0] = '\0';
+	d->ntxn = 0;
 	if (!d->leave_output && (n = smtp_session_output(d->s, &p)) > 0) {
 		buf_append(&d->out, p, n);
 		d->nchunks++;
@@ -83,6 +87,10 @@ static void pump(struct drv *d)
 			for (size_t i = 0; i < ev.nresults && i < 8; i++) {
 				d->res[i].accepted = ev.results[i].accepted;
 				copy_reply(&d->res[i], &ev.results[i].reply);
+			}
+			if (d->ntxn++ == 0) {
+				memcpy(d->res1, d->res, sizeof d->res);
+				d->nres1 = d->nres;
 			}
 		} else if (ev.type == SMTP_EV_CLOSED) {
 			d->closed = 1;
@@ -397,7 +405,7 @@ static void test_pipelined_happy(void)
 	feed(&d, "354 go ahead\r\n");
 	expect_out(&d, "Subject: x\r\n\r\nHello\r\n.\r\n");
 	CU_ASSERT_EQUAL(smtp_session_timeout_ms(d.s), 600000);
-	expect_evs(&d, "");
+	expect_evs(&d, "BODY_SENT");
 	feed(&d, "250 2.0.0 OK 1700000000 queued as ABC\r\n");
 	expect_out(&d, "");
 	expect_evs(&d, "TXN_DONE,READY");
@@ -610,10 +618,238 @@ static void test_552_too_many_recipients(void)
 	submit(&d, &t);
 	feed(&d, "250 ok\r\n250 ok\r\n552 5.5.3 too many recipients\r\n"
 	         "354 go\r\n250 ok\r\n");
-	expect_evs(&d, "TXN_DONE,READY");
+	expect_evs(&d, "BODY_SENT,TXN_DONE,READY");
 	expect_res(&d, 0, 1, 250, SMTP_STAGE_DOT, "");
 	expect_res(&d, 1, 0, 552, SMTP_STAGE_RCPT, "5.5.3");
 	CU_ASSERT_STRING_EQUAL(d.res[1].text, "too many recipients");
+	drv_end(&d);
+}
+
+/* ---- pipelining across messages (staged transactions) ---- */
+
+#define STAGE_CMDS(from, to) "MAIL FROM:<" from ">\r\nRCPT TO:<" to ">\r\nDATA\r\n"
+
+/* A's body is out: B goes behind the dot, its replies follow A's. */
+static void test_stage_happy(void)
+{
+	static const char *const ra[] = { "c@d" }, *const rb[] = { "e@f" };
+	struct smtp_txn a = txn1("a@b", ra, 1, "A\r\n");
+	struct smtp_txn b = txn1("a@b", rb, 1, "B\r\n");
+	struct drv d;
+
+	start_ready(&d, "250 PIPELINING\r\n");
+	CU_ASSERT_EQUAL(smtp_session_can_stage(d.s), 0);
+	submit(&d, &a);
+	CU_ASSERT_EQUAL(smtp_session_can_stage(d.s), 0);
+	CU_ASSERT_EQUAL(smtp_session_submit(d.s, &b), -1); /* not yet */
+	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	expect_out(&d, "A\r\n.\r\n");
+	expect_evs(&d, "BODY_SENT");
+	CU_ASSERT_EQUAL(smtp_session_can_stage(d.s), 1);
+	CU_ASSERT_EQUAL(submit(&d, &b), 0);
+	expect_out(&d, STAGE_CMDS("a@b", "e@f"));
+	expect_evs(&d, "");
+	CU_ASSERT_EQUAL(smtp_session_can_stage(d.s), 0);
+	CU_ASSERT_EQUAL(smtp_session_submit(d.s, &a), -1); /* one at most */
+	CU_ASSERT_EQUAL(smtp_session_timeout_ms(d.s), 600000);
+	/* A's dot reply and B's three in one read */
+	feed(&d, "250 2.0.0 queued A\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	expect_evs(&d, "TXN_DONE,BODY_SENT");
+	CU_ASSERT_EQUAL(d.nres1, 1);
+	check(d.res1[0].accepted == 1 && d.res1[0].code == 250 &&
+	      d.res1[0].stage == SMTP_STAGE_DOT &&
+	      strcmp(d.res1[0].text, "queued A") == 0, __LINE__,
+	      "A: %d %d [%s]", d.res1[0].accepted, d.res1[0].code, d.res1[0].text);
+	expect_out(&d, "B\r\n.\r\n");
+	feed(&d, "250 2.0.0 queued B\r\n");
+	expect_evs(&d, "TXN_DONE,READY");
+	expect_res(&d, 0, 1, 250, SMTP_STAGE_DOT, "2.0.0");
+	CU_ASSERT_STRING_EQUAL(d.res[0].text, "queued B");
+	smtp_session_quit(d.s);
+	pump(&d);
+	expect_out(&d, "QUIT\r\n");
+	drv_end(&d);
+}
+
+/* Many messages staged back to back, replies one byte at a time: each
+ * TXN_DONE in order, with its own reply text. */
+static void test_stage_chain_bytewise(void)
+{
+	static const char *const rc[] = { "c@d" };
+	struct smtp_txn t = txn1("a@b", rc, 1, "x\r\n");
+	struct drv d;
+	char want[64];
+	size_t done = 0;
+
+	start_ready(&d, "250 PIPELINING\r\n");
+	submit(&d, &t);
+	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	for (int i = 0; i < 50; i++) {
+		char rep[96];
+
+		CU_ASSERT_EQUAL(smtp_session_submit(d.s, &t), 0);
+		snprintf(rep, sizeof rep, "250 queued %d\r\n250 ok\r\n250 ok\r\n354 go\r\n", i);
+		for (size_t k = 0; rep[k] != '\0'; k++) {
+			feedn(&d, rep + k, 1);
+			if (d.ntxn > 0) {
+				snprintf(want, sizeof want, "queued %d", i);
+				check(d.res[0].accepted && strcmp(d.res[0].text, want) == 0,
+				      __LINE__, "txn %d: [%s]", i, d.res[0].text);
+				done++;
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(done, 50);
+	feed(&d, "250 last\r\n");
+	expect_evs(&d, "TXN_DONE,READY");
+	drv_end(&d);
+}
+
+/* A refused at the dot: no RSET (it would reset B); B goes on. */
+static void test_stage_dot_refused(void)
+{
+	static const char *const ra[] = { "c@d" }, *const rb[] = { "e@f" };
+	struct smtp_txn a = txn1("a@b", ra, 1, "A\r\n");
+	struct smtp_txn b = txn1("a@b", rb, 1, "B\r\n");
+	struct drv d;
+
+	start_ready(&d, "250 PIPELINING\r\n");
+	submit(&d, &a);
+	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	submit(&d, &b);
+	feed(&d, "554 5.7.1 spam\r\n");
+	expect_evs(&d, "TXN_DONE");
+	expect_out(&d, "");
+	expect_res(&d, 0, 0, 554, SMTP_STAGE_DOT, "5.7.1");
+	/* B's recipient refused, DATA refused: B's own RSET */
+	feed(&d, "250 ok\r\n550 5.1.1 unknown\r\n554 5.5.1 no valid recipients\r\n");
+	expect_evs(&d, "TXN_DONE");
+	expect_res(&d, 0, 0, 550, SMTP_STAGE_RCPT, "5.1.1");
+	expect_out(&d, "RSET\r\n");
+	feed(&d, "250 ok\r\n");
+	expect_evs(&d, "READY");
+	drv_end(&d);
+}
+
+/* 421, EOF or a timeout while B is staged: both fail soft, in order. */
+static void test_stage_session_ends(void)
+{
+	static const char *const ra[] = { "c@d" }, *const rb[] = { "e@f" };
+	struct smtp_txn a = txn1("a@b", ra, 1, "A\r\n");
+	struct smtp_txn b = txn1("a@b", rb, 1, "B\r\n");
+	struct drv d;
+
+	for (int how = 0; how < 4; how++) {
+		start_ready(&d, "250 PIPELINING\r\n");
+		submit(&d, &a);
+		feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+		submit(&d, &b);
+		if (how == 0) {
+			feed(&d, "421 4.4.2 bye\r\n");
+		} else if (how == 1) {
+			smtp_session_eof(d.s);
+			pump(&d);
+		} else if (how == 2) {
+			smtp_session_timeout(d.s);
+			pump(&d);
+		} else {
+			/* A delivered, then 421 to B's MAIL */
+			feed(&d, "250 ok\r\n");
+			expect_evs(&d, "TXN_DONE");
+			expect_res(&d, 0, 1, 250, SMTP_STAGE_DOT, "");
+			feed(&d, "421 4.7.0 too fast\r\n");
+		}
+		if (how < 3) {
+			expect_evs(&d, "TXN_DONE,TXN_DONE,CLOSED");
+			check(d.nres1 == 1 && d.res1[0].accepted == 0 &&
+			      d.res1[0].code == d.res[0].code, __LINE__,
+			      "how %d: A %d/%d B %d", how, d.res1[0].accepted,
+			      d.res1[0].code, d.res[0].code);
+		} else {
+			expect_evs(&d, "TXN_DONE,CLOSED");
+		}
+		check(d.res[0].accepted == 0 && d.closed, __LINE__, "how %d: B %d closed %d",
+		      how, d.res[0].accepted, d.closed);
+		expect_out(&d, "");
+		drv_end(&d);
+	}
+}
+
+/* What must not be staged: no PIPELINING, a QUIT asked for, a message
+ * the session would refuse locally (it is submitted again at READY). */
+static void test_stage_refused(void)
+{
+	static const char *const rc[] = { "c@d" }, *const bad[] = { "e<f" };
+	struct smtp_txn a = txn1("a@b", rc, 1, "A\r\n");
+	struct smtp_txn big = txn1("a@b", rc, 1, "0123456789012345678901234567890123456789");
+	struct smtp_txn badr = txn1("a@b", bad, 1, "B\r\n");
+	struct smtp_session_opts o;
+	struct drv d;
+
+	/* no PIPELINING: no BODY_SENT, no staging */
+	start_ready(&d, "250 SIZE 1000\r\n");
+	submit(&d, &a);
+	feed(&d, "250 ok\r\n");
+	feed(&d, "250 ok\r\n");
+	feed(&d, "354 go\r\n");
+	expect_evs(&d, "");
+	CU_ASSERT_EQUAL(smtp_session_submit(d.s, &a), -1);
+	drv_end(&d);
+
+	/* pipelining turned off in the options */
+	opts_init(&o);
+	o.no_pipelining = 1;
+	drv_start(&d, &o);
+	handshake(&d, "250 PIPELINING\r\n");
+	submit(&d, &a);
+	feed(&d, "250 ok\r\n");
+	feed(&d, "250 ok\r\n");
+	feed(&d, "354 go\r\n");
+	expect_evs(&d, "");
+	CU_ASSERT_EQUAL(smtp_session_submit(d.s, &a), -1);
+	drv_end(&d);
+
+	/* over SIZE, or a bad address: -1, nothing sent; after READY the
+	 * same submit fails it locally as usual */
+	start_ready(&d, "250-PIPELINING\r\n250 SIZE 20\r\n");
+	submit(&d, &a);
+	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	CU_ASSERT_EQUAL(submit(&d, &big), -1);
+	expect_out(&d, "");
+	CU_ASSERT_EQUAL(submit(&d, &badr), -1);
+	expect_out(&d, "");
+	CU_ASSERT_EQUAL(smtp_session_can_stage(d.s), 1);
+	feed(&d, "250 ok\r\n");
+	expect_evs(&d, "TXN_DONE,READY");
+	CU_ASSERT_EQUAL(submit(&d, &big), 0);
+	expect_evs(&d, "TXN_DONE,READY");
+	expect_res(&d, 0, 0, 0, SMTP_STAGE_LOCAL, "5.3.4");
+	drv_end(&d);
+
+	/* quit() before the body: no BODY_SENT; quit() after a staged
+	 * submit: the staged one still runs, then QUIT */
+	start_ready(&d, "250 PIPELINING\r\n");
+	submit(&d, &a);
+	smtp_session_quit(d.s);
+	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	expect_evs(&d, "");
+	CU_ASSERT_EQUAL(smtp_session_submit(d.s, &a), -1);
+	feed(&d, "250 ok\r\n");
+	expect_evs(&d, "TXN_DONE");
+	expect_out(&d, "QUIT\r\n");
+	drv_end(&d);
+
+	start_ready(&d, "250 PIPELINING\r\n");
+	submit(&d, &a);
+	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	submit(&d, &a);
+	smtp_session_quit(d.s);
+	feed(&d, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	expect_evs(&d, "TXN_DONE");
+	expect_out(&d, "A\r\n.\r\n");
+	feed(&d, "250 ok\r\n");
+	expect_evs(&d, "TXN_DONE");
+	expect_out(&d, "QUIT\r\n");
 	drv_end(&d);
 }
 
@@ -1629,6 +1865,11 @@ static const struct test_case tests[] = {
 	{ "greeting_421", test_greeting_421 },
 	{ "ehlo_every_split", test_ehlo_every_split },
 	{ "pipelined_happy", test_pipelined_happy },
+	{ "stage_happy", test_stage_happy },
+	{ "stage_chain_bytewise", test_stage_chain_bytewise },
+	{ "stage_dot_refused", test_stage_dot_refused },
+	{ "stage_session_ends", test_stage_session_ends },
+	{ "stage_refused", test_stage_refused },
 	{ "pipelined_one_feed", test_pipelined_one_feed },
 	{ "mail_failed_pipelined", test_mail_failed_pipelined },
 	{ "all_rcpt_failed_354", test_all_rcpt_failed_354 },

@@ -7,7 +7,8 @@
  *   byte 0: options: bits 0-1 TLS mode (none, opportunistic, starttls,
  *     implicit), bit 2 AUTH user set, bit 3 allow plaintext AUTH, bit 4 no
  *     pipelining, bit 5 the driver takes output in small pieces, bit 6
- *     short timeouts;
+ *     short timeouts, bit 7 the driver stages the next transaction on
+ *     SMTP_EV_BODY_SENT (pipelining across messages);
  *   byte 1: transaction shape: bits 0-2 recipients - 1, bit 3 SMTPUTF8
  *     needed, bit 4 8-bit body, bit 5 one recipient with a '<' or a
  *     control character, bits 6-7 body (plain, dots and bare CR/LF, 70 KB,
@@ -23,7 +24,8 @@
  *   then quits. At the end of the script it reports EOF.
  * Properties: events come in a legal order (nothing after CLOSED; one
  * TXN_DONE per accepted submit, before CLOSED, with one result per
- * recipient; STARTTLS only in a TLS mode); while the TLS handshake runs
+ * recipient; STARTTLS only in a TLS mode; BODY_SENT only when a staged
+ * submit may be taken, at most two transactions open); while the TLS handshake runs
  * (after STARTTLS, before tls_done) fed bytes produce no output and no
  * event (CVE-2011-0411); reply texts are valid UTF-8 without controls; an
  * accepted recipient has a 2xx reply to the dot; every command line the
@@ -43,6 +45,8 @@ struct drv {
 	int piecewise;       /* take output a few bytes at a time */
 	int tls_mode;
 	int ready;           /* READY seen and nothing submitted since */
+	int stage;           /* submit again on BODY_SENT */
+	int body_sent;       /* BODY_SENT seen, nothing staged since */
 	int in_tls;          /* STARTTLS seen, tls_done() not yet called */
 	int closed;
 	int in_body;         /* 354 seen: output is message data until ".\r\n" */
@@ -142,8 +146,14 @@ static void pump(struct drv *d)
 					         smtp_stage_name(r->reply.stage));
 			}
 			d->done++;
+			d->body_sent = 0;
 			d->in_body = 0;
 			buf_reset(&d->line);
+			break;
+		case SMTP_EV_BODY_SENT:
+			FZ_CHECK(d->submitted == d->done + 1, "BODY_SENT with %zu open",
+			         d->submitted - d->done);
+			d->body_sent = 1;
 			break;
 		case SMTP_EV_CLOSED:
 			FZ_CHECK(d->done == d->submitted, "CLOSED with a "
@@ -159,24 +169,41 @@ static void pump(struct drv *d)
 	}
 }
 
-/* Submit the transaction; it must be taken exactly when READY was seen. */
+/* Submit the transaction: taken when READY was seen; maybe taken (a
+ * local refusal is -1) as a staged one while can_stage says so; refused
+ * otherwise. */
 static void submit(struct drv *d)
 {
+	int can = smtp_session_can_stage(d->s);
 	int rc = smtp_session_submit(d->s, &d->txn);
 
 	if (d->ready) {
 		FZ_CHECK(rc == 0, "submit refused while ready");
 		d->submitted++;
 		d->ready = 0;
+	} else if (can) {
+		FZ_CHECK(d->submitted == d->done + 1, "can_stage with %zu open",
+		         d->submitted - d->done);
+		if (rc == 0) {
+			d->submitted++;
+			d->body_sent = 0;
+			FZ_CHECK(!smtp_session_can_stage(d->s), "can_stage twice");
+		}
 	} else {
 		FZ_CHECK(rc == -1, "submit taken while not ready");
 	}
+	FZ_CHECK(d->submitted - d->done <= 2, "%zu transactions open",
+	         d->submitted - d->done);
 }
 
 /* Whatever the driver does between operations. */
 static void step(struct drv *d)
 {
 	pump(d);
+	if (d->stage && d->body_sent && !d->closed && d->submitted < NTXN) {
+		submit(d);
+		pump(d);
+	}
 	while (d->ready && !d->closed) {
 		if (d->submitted < NTXN) {
 			submit(d);
@@ -239,6 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	o.log_id = "fz";
 	d.piecewise = !!(b0 & 32);
+	d.stage = !!(b0 & 128);
 	d.tls_mode = (int)o.tls;
 
 	d.nrcpts = (b1 & 7) + 1;
