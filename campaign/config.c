@@ -108,6 +108,7 @@ static const struct cfg_key schema[] = {
 	{ "smtp", "mx_port", T_UINT, OFF(smtp.mx_port), 1, 65535, 0 },
 	{ "smtp", "max_mx_hosts", T_UINT, OFF(smtp.max_mx_hosts), 1, 20, 0 },
 	{ "smtp", "pipelining", T_BOOL, OFF(smtp.pipelining), 0, 0, 0 },
+	{ "smtp", "pipeline_messages", T_BOOL, OFF(smtp.pipeline_messages), 0, 0, 0 },
 	{ "smtp", "bounce_rules", T_PATH, OFF(smtp.bounce_rules), 0, 0, 0 },
 	{ "smtp", "max_bounce_rate", T_PERCENT, OFF(smtp.max_bounce_rate), 0, 0, 0 },
 	{ "smtp", "bounce_rate_window", T_UINT, OFF(smtp.bounce_rate_window), 10, 1000000, 0 },
@@ -520,6 +521,7 @@ static int config_defaults(struct config *cfg)
 	cfg->smtp.mx_port = 25;
 	cfg->smtp.max_mx_hosts = 5;
 	cfg->smtp.pipelining = 1;
+	cfg->smtp.pipeline_messages = 1;
 	cfg->smtp.max_bounce_rate = 0.10;
 	cfg->smtp.bounce_rate_window = 1000;
 	cfg->smtp.bounce_rate_min = 100;

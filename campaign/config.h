@@ -130,6 +130,7 @@ struct config_smtp {
 	unsigned mx_port;        /* 25; tests point MX delivery elsewhere */
 	unsigned max_mx_hosts;   /* hosts tried per attempt */
 	int pipelining;
+	int pipeline_messages;   /* stage the next message behind the dot */
 	char *bounce_rules;      /* user rules file or NULL */
 	double max_bounce_rate;  /* fraction, 0 = off */
 	unsigned bounce_rate_window, bounce_rate_min;

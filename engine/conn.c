@@ -524,6 +524,11 @@ int conn_submit(struct conn *c, const struct smtp_txn *t)
 	return 0;
 }
 
+unsigned conn_caps(const struct conn *c)
+{
+	return c->s != NULL ? smtp_session_caps(c->s) : 0;
+}
+
 void conn_quit(struct conn *c)
 {
 	if (c->state == CS_CLOSING)

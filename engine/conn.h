@@ -75,6 +75,9 @@ struct conn *conn_open(uv_loop_t *loop, const struct conn_target *t,
  * submit: try again after ready()). */
 int conn_submit(struct conn *c, const struct smtp_txn *t);
 
+/* The session's capabilities (enum smtp_cap; 0 before EHLO). */
+unsigned conn_caps(const struct conn *c);
+
 /* Polite end: QUIT when idle. */
 void conn_quit(struct conn *c);
 

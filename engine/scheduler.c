@@ -42,9 +42,12 @@
 #define DOM_MEM_CAP 256
 /* Items in memory over all domains (~300 bytes each: ~6 MB). */
 #define MEM_ITEMS_CAP 20000
-/* The render/submit window per connection is one message: a connection
- * has at most one transaction in flight (so a crash repeats at most one
- * message per connection). */
+/* A connection holds at most three messages: the one its session works
+ * on and, when the server offers PIPELINING, one staged behind that one's
+ * final dot and one rendered ahead to be staged behind the next dot. Only
+ * the first can be past its dot without a reply, so a crash still repeats
+ * at most one message per connection. */
+#define CONN_MSGS 3
 #define MAX_TARGETS 32
 
 /* ---- items ---- */
@@ -97,6 +100,7 @@ struct target {
 	uint64_t dead_until;
 	uint64_t plain_until;      /* opportunistic TLS failed: plaintext
 	                              until then (ms) */
+	int no_stage;              /* refused a MAIL behind the dot (503) */
 };
 
 enum route_state { ROUTE_NONE = 0, ROUTE_PENDING, ROUTE_OK };
@@ -132,6 +136,23 @@ struct sdom {
 
 enum sc_state { SC_CONNECTING = 0, SC_IDLE, SC_RENDERING, SC_BUSY, SC_QUITTING };
 
+/* One message of a connection: rendered on the thread pool, then submitted
+ * (at READY, or staged behind the previous one's dot). */
+enum smsg_state { MSG_FREE = 0, MSG_RENDERING, MSG_READY, MSG_SUBMITTED };
+
+struct smsg {
+	struct sconn *sc;
+	enum smsg_state st;
+	int staged;                /* submitted behind the previous dot */
+	struct item *item;
+	uv_work_t work;
+	struct buf msg;
+	int render_rc;
+	char render_err[256];
+	char msgid[300];
+	char mail_from[600];       /* VERP: this recipient's envelope sender */
+};
+
 struct sconn {
 	struct sched *s;
 	struct conn *c;
@@ -139,16 +160,17 @@ struct sconn {
 	unsigned src;
 	size_t target;
 	enum sc_state st;
-	unsigned sent;
-	struct item *item;
+	unsigned sent;             /* messages assigned (messages_per_connection) */
+	struct smsg m[CONN_MSGS];
+	struct smsg *q[CONN_MSGS]; /* the messages in use, oldest first: those
+	                              submitted (the session's transaction and
+	                              at most one staged behind its dot), then
+	                              at most one rendering or rendered */
+	unsigned nq;
+	int body_sent;             /* the newest submitted one's body is out: the
+	                              next may be staged behind its dot */
 	struct sconn *next_idle;
-	uv_work_t work;
-	struct buf msg;
-	int render_rc;
-	char render_err[256];
-	char msgid[300];
-	char mail_from[600];       /* VERP: this recipient's envelope sender */
-	int closed;                /* conn gone while rendering */
+	int closed;                /* conn gone while a render ran */
 	uint64_t started_ms;
 	struct sconn *all_prev, *all_next; /* every open connection */
 };
@@ -1080,14 +1102,21 @@ static int is_sender_side(int cat)
 }
 
 /* A transaction's result for the item on sc. */
-static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_result *r)
+static void msg_release(struct smsg *m)
 {
-	struct item *it = sc->item;
+	m->item = NULL;
+	m->st = MSG_FREE;
+}
+
+static void on_result(struct sched *s, struct sconn *sc, struct smsg *m,
+                      const struct smtp_rcpt_result *r)
+{
+	struct item *it = m->item;
 	struct sdom *d = sc->d;
 	struct outcome o = { 0 };
 	struct classify_result cr;
 
-	sc->item = NULL;
+	msg_release(m);
 	d->busy--;
 	s->st.attempts++;
 	o.code = r->reply.code;
@@ -1096,7 +1125,7 @@ static void on_result(struct sched *s, struct sconn *sc, const struct smtp_rcpt_
 	o.host = conn_peer(sc->c);
 	o.src = s->smtp->nsource_ips ? s->smtp->source_ips[sc->src].ip : NULL;
 	o.tls = conn_tls_desc(sc->c);
-	o.msgid = sc->msgid;
+	o.msgid = m->msgid;
 	if (r->accepted) {
 		o.status = "delivered";
 		final(s, it, &o);
@@ -1181,9 +1210,9 @@ static void scratch_give(struct sched *s, struct message_scratch *m)
 	pthread_mutex_unlock(&s->scratch_lock);
 }
 
-/* Render one item into sc->msg (worker thread: touches only sc and the
+/* Render one item into m->msg (worker thread: touches only m and the
  * read-only factory). */
-static int render_item(struct sched *s, struct sconn *sc, struct item *it)
+static int render_item(struct sched *s, struct smsg *mm, struct item *it)
 {
 	const char *fields[256];
 	size_t lens[256];
@@ -1195,7 +1224,7 @@ static int render_item(struct sched *s, struct sconn *sc, struct item *it)
 	int rc;
 
 	if (it->nfields > 256)
-		return edm_errf(sc->render_err, sizeof(sc->render_err), "too many columns");
+		return edm_errf(mm->render_err, sizeof(mm->render_err), "too many columns");
 	for (uint32_t i = 0; i < it->nfields; i++) {
 		fields[i] = p;
 		lens[i] = strlen(p);
@@ -1206,22 +1235,22 @@ static int render_item(struct sched *s, struct sconn *sc, struct item *it)
 	row.fields = fields;
 	row.lens = lens;
 	if (addr_parse(it->blob, strlen(it->blob), &a, why, sizeof(why)) < 0)
-		return edm_errf(sc->render_err, sizeof(sc->render_err), "%s", why);
-	buf_reset(&sc->msg);
+		return edm_errf(mm->render_err, sizeof(mm->render_err), "%s", why);
+	buf_reset(&mm->msg);
 	m = scratch_take(s);
 	if (m == NULL)
-		return edm_errf(sc->render_err, sizeof(sc->render_err), "out of memory");
-	rc = message_render(s->o.mf, &row, &a, time(NULL), m, &sc->msg,
-	                    sc->render_err, sizeof(sc->render_err));
+		return edm_errf(mm->render_err, sizeof(mm->render_err), "out of memory");
+	rc = message_render(s->o.mf, &row, &a, time(NULL), m, &mm->msg,
+	                    mm->render_err, sizeof(mm->render_err));
 	/* the id message_render() computed (a render that failed early may
 	 * not have one: compute it then) */
 	if (rc == 0 && m->msgid[0] != '\0') {
-		size_t l = strnlen(m->msgid, sizeof(sc->msgid) - 1);
+		size_t l = strnlen(m->msgid, sizeof(mm->msgid) - 1);
 
-		memcpy(sc->msgid, m->msgid, l);
-		sc->msgid[l] = '\0';
+		memcpy(mm->msgid, m->msgid, l);
+		mm->msgid[l] = '\0';
 	} else {
-		message_id(s->o.mf, it->row, &a, sc->msgid, sizeof(sc->msgid));
+		message_id(s->o.mf, it->row, &a, mm->msgid, sizeof(mm->msgid));
 	}
 	scratch_give(s, m);
 	return rc;
@@ -1229,70 +1258,223 @@ static int render_item(struct sched *s, struct sconn *sc, struct item *it)
 
 static void work_render(uv_work_t *w)
 {
-	struct sconn *sc = w->data;
+	struct smsg *m = w->data;
 
-	sc->render_rc = render_item(sc->s, sc, sc->item);
+	m->render_rc = render_item(m->sc->s, m, m->item);
 }
 
-
-static void after_render(uv_work_t *w, int status)
+static void conn_free(struct sconn *sc)
 {
-	struct sconn *sc = w->data;
-	struct sched *s = sc->s;
-	struct item *it = sc->item;
+	for (int i = 0; i < CONN_MSGS; i++)
+		buf_free(&sc->m[i].msg);
+	free(sc);
+}
+
+static void q_remove(struct sconn *sc, struct smsg *m)
+{
+	for (unsigned i = 0; i < sc->nq; i++)
+		if (sc->q[i] == m) {
+			memmove(&sc->q[i], &sc->q[i + 1], (sc->nq - i - 1) * sizeof(sc->q[0]));
+			sc->nq--;
+			return;
+		}
+}
+
+/* The first message not yet handed to the session, or NULL. */
+static struct smsg *q_unsent(const struct sconn *sc)
+{
+	for (unsigned i = 0; i < sc->nq; i++)
+		if (sc->q[i]->st != MSG_SUBMITTED)
+			return sc->q[i];
+	return NULL;
+}
+
+static int any_rendering(const struct sconn *sc)
+{
+	for (int i = 0; i < CONN_MSGS; i++)
+		if (sc->m[i].st == MSG_RENDERING)
+			return 1;
+	return 0;
+}
+
+/* Give a message that was not sent back to its domain's queue. */
+static void msg_requeue(struct sched *s, struct sconn *sc, struct smsg *m)
+{
+	struct item *it = m->item;
+
+	if (m->st == MSG_SUBMITTED)
+		it->attempts--; /* no TXN_DONE: nothing was decided */
+	msg_release(m);
+	sc->d->busy--;
+	requeue(s, it);
+	q_remove(sc, m);
+}
+
+/* Every message not handed to the session and not rendering goes back (a
+ * render still running comes back through after_render or cb_closed). */
+static void requeue_unsent(struct sched *s, struct sconn *sc)
+{
+	for (int i = 0; i < CONN_MSGS; i++)
+		if (sc->m[i].st == MSG_READY)
+			msg_requeue(s, sc, &sc->m[i]);
+}
+
+/* Hand the rendered message to the session: at READY, or staged behind
+ * the dot of the one before. 0, or -1 when the session did not take it
+ * (nothing changed). */
+static int msg_submit(struct sched *s, struct sconn *sc, struct smsg *m)
+{
+	struct item *it = m->item;
 	const char *rcpt;
 	struct smtp_txn t = { 0 };
 
-	if (sc->closed || status < 0) {
-		/* the connection died meanwhile: nothing was sent */
-		sc->item = NULL;
-		sc->d->busy--;
-		requeue(s, it);
-		if (sc->closed)
-			free(sc);
-		sched_kick(s);
-		return;
-	}
-	if (sc->render_rc != 0) {
-		struct outcome o = { .status = "skipped", .category = "template",
-		                     .reply = sc->render_err };
-		sc->item = NULL;
-		sc->d->busy--;
-		final(s, it, &o);
-		sc->st = SC_IDLE;
-		conn_next(s, sc);
-		return;
-	}
-	if (it->first_attempt == 0)
-		it->first_attempt = time(NULL);
-	it->attempts++;
 	rcpt = s->o.test_to ? s->o.test_to : item_email(it);
 	t.mail_from = s->o.mail_from;
 	if (s->o.verp_key != NULL) {
 		char tok[TOKEN_MAX];
 		if (token_make_b32(s->o.verp_key, it->row, tok) == 0) {
-			snprintf(sc->mail_from, sizeof(sc->mail_from), "%s%s%s",
+			snprintf(m->mail_from, sizeof(m->mail_from), "%s%s%s",
 			         s->o.verp_prefix, tok, s->o.verp_suffix);
-			t.mail_from = sc->mail_from;
+			t.mail_from = m->mail_from;
 		}
 	}
 	t.rcpts = &rcpt;
 	t.nrcpts = 1;
-	t.data = sc->msg.data;
-	t.len = sc->msg.len;
+	t.data = m->msg.data;
+	t.len = m->msg.len;
 	for (const unsigned char *p = (const unsigned char *)rcpt; *p; p++)
 		if (*p >= 0x80)
 			t.needs_smtputf8 = 1;
+	if (conn_submit(sc->c, &t) < 0)
+		return -1;
+	m->staged = 0;
+	if (it->first_attempt == 0)
+		it->first_attempt = time(NULL);
+	it->attempts++;
+	m->st = MSG_SUBMITTED;
+	return 0;
+}
+
+static void render_ahead(struct sched *s, struct sconn *sc);
+static struct item *pop_sendable(struct sched *s, struct sdom *d);
+
+/* The session is READY and the oldest message is rendered: submit it, or
+ * (stopping, paused) give it back and let the connection go. */
+static void submit_cur(struct sched *s, struct sconn *sc)
+{
+	struct smsg *m = sc->q[0];
+
 	sc->st = SC_BUSY;
-	sc->sent++;
-	if (conn_submit(sc->c, &t) < 0) {
-		sc->item = NULL;
-		sc->d->busy--;
-		it->attempts--;
-		requeue(s, it);
+	if (s->stopping || sc->d->paused || msg_submit(s, sc, m) < 0) {
+		requeue_unsent(s, sc);
+		sched_kick(s);
 		sc->st = SC_QUITTING;
 		conn_quit(sc->c);
+		return;
 	}
+	render_ahead(s, sc);
+}
+
+/* Stage the message rendered ahead behind the last body's dot, when it
+ * may go; then render the one after it. */
+static void stage_next(struct sched *s, struct sconn *sc)
+{
+	struct smsg *m = q_unsent(sc);
+
+	if (m == NULL || m->st != MSG_READY || !sc->body_sent || sc->c == NULL ||
+	    s->stopping || sc->d->paused)
+		return; /* (stopping, paused: READY gives it back) */
+	if (msg_submit(s, sc, m) == 0) {
+		m->staged = 1;
+		sc->body_sent = 0;
+		render_ahead(s, sc);
+	}
+}
+
+/* The oldest message went away before it was submitted: if the session
+ * waits at READY, go on with the next one or ask conn_next(). */
+static void cur_gone(struct sched *s, struct sconn *sc)
+{
+	if (sc->st != SC_RENDERING)
+		return;
+	if (sc->nq == 0) {
+		sc->st = SC_IDLE;
+		conn_next(s, sc);
+	} else if (sc->q[0]->st == MSG_READY) {
+		submit_cur(s, sc);
+	}
+}
+
+static void after_render(uv_work_t *w, int status)
+{
+	struct smsg *m = w->data;
+	struct sconn *sc = m->sc;
+	struct sched *s = sc->s;
+
+	if (sc->closed || status < 0) {
+		/* the connection died meanwhile: nothing was sent */
+		msg_requeue(s, sc, m);
+		if (sc->closed) {
+			if (!any_rendering(sc))
+				conn_free(sc);
+		} else {
+			cur_gone(s, sc);
+		}
+		sched_kick(s);
+		return;
+	}
+	if (m->render_rc != 0) {
+		struct outcome o = { .status = "skipped", .category = "template",
+		                     .reply = m->render_err };
+		struct item *it = m->item;
+
+		msg_release(m);
+		sc->d->busy--;
+		q_remove(sc, m);
+		final(s, it, &o);
+		if (sc->st == SC_RENDERING)
+			cur_gone(s, sc);
+		else
+			render_ahead(s, sc);
+		return;
+	}
+	m->st = MSG_READY;
+	if (m == sc->q[0] && sc->st == SC_RENDERING)
+		submit_cur(s, sc);
+	else
+		stage_next(s, sc);
+}
+
+/* Start rendering it into a free slot of the connection, queued last; 0 or
+ * -1 (the item is back in its queue). */
+static int start_render(struct sched *s, struct sconn *sc, struct item *it)
+{
+	struct smsg *m = NULL;
+
+	for (int i = 0; i < CONN_MSGS && m == NULL; i++)
+		if (sc->m[i].st == MSG_FREE)
+			m = &sc->m[i];
+	if (m == NULL || sc->nq == CONN_MSGS) {
+		requeue(s, it);
+		return -1;
+	}
+	if (s->o.test_to)
+		s->sent_test++;
+	sc->d->busy++;
+	sc->sent++;
+	m->sc = sc;
+	m->item = it;
+	m->st = MSG_RENDERING;
+	m->staged = 0;
+	m->work.data = m;
+	if (uv_queue_work(s->loop, &m->work, work_render, after_render) < 0) {
+		msg_release(m);
+		sc->d->busy--;
+		requeue(s, it);
+		return -1;
+	}
+	sc->q[sc->nq++] = m;
+	return 0;
 }
 
 /* ---- connections ---- */
@@ -1400,7 +1582,25 @@ static void conn_next(struct sched *s, struct sconn *sc)
 		arm_timer(s, now + wait);
 		return;
 	}
-	it = q_pop(s, d);
+	it = pop_sendable(s, d);
+	if (it == NULL) {
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+		return;
+	}
+	sc->st = SC_RENDERING;
+	if (start_render(s, sc, it) < 0) {
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+	}
+}
+
+/* Pop the domain's next item that is not suppressed (those get their
+ * final row here); NULL when none. */
+static struct item *pop_sendable(struct sched *s, struct sdom *d)
+{
+	struct item *it = q_pop(s, d);
+
 	while (it != NULL && s->o.is_suppressed != NULL &&
 	       s->o.is_suppressed(s->o.arg, item_email(it))) {
 		struct outcome o = {
@@ -1411,24 +1611,33 @@ static void conn_next(struct sched *s, struct sconn *sc)
 		final(s, it, &o);
 		it = q_pop(s, d);
 	}
-	if (it == NULL) {
-		sc->st = SC_QUITTING;
-		conn_quit(sc->c);
+	return it;
+}
+
+/* cur was just submitted: render the connection's next message now, so
+ * that it can go behind cur's final dot (PIPELINING) instead of a round
+ * trip later. Only what conn_next() would do at READY without waiting:
+ * no token now, nothing ahead. */
+static void render_ahead(struct sched *s, struct sconn *sc)
+{
+	struct sdom *d = sc->d;
+	uint64_t wait;
+	struct item *it;
+
+	if (sc->nq == 0 || sc->nq >= CONN_MSGS || q_unsent(sc) != NULL ||
+	    !s->smtp->pipelining || !s->smtp->pipeline_messages ||
+	    sc->c == NULL || d->targets[sc->target].no_stage ||
+	    !(conn_caps(sc->c) & SMTP_CAP_PIPELINING) ||
+	    s->stopping || d->paused || sc->sent >= d->shape->mpc ||
+	    (d->provider && sc->sent >= d->provider->mpc) ||
+	    (s->o.test_to && s->o.limit && s->sent_test >= s->o.limit) ||
+	    ready_count(d) == 0)
 		return;
-	}
-	if (s->o.test_to)
-		s->sent_test++;
-	d->busy++;
-	sc->item = it;
-	sc->st = SC_RENDERING;
-	sc->work.data = sc;
-	if (uv_queue_work(s->loop, &sc->work, work_render, after_render) < 0) {
-		sc->item = NULL;
-		d->busy--;
-		requeue(s, it);
-		sc->st = SC_QUITTING;
-		conn_quit(sc->c);
-	}
+	if (!take_message_token(s, d, sc->src, now_ms(s), &wait))
+		return;
+	if ((it = pop_sendable(s, d)) == NULL)
+		return;
+	start_render(s, sc, it);
 }
 
 static void cb_ready(void *arg, struct conn *c)
@@ -1445,18 +1654,57 @@ static void cb_ready(void *arg, struct conn *c)
 			log_kv(EDM_LOG_INFO, "tls-plaintext", "domain=%s host=\"%s\" reason=\"%s\"",
 			       sc->d->name, conn_peer(c), why);
 	}
-	sc->st = SC_IDLE;
-	conn_next(sc->s, sc);
+	sc->body_sent = 0;
+	if (sc->nq == 0) {
+		sc->st = SC_IDLE;
+		conn_next(sc->s, sc);
+	} else if (sc->q[0]->st == MSG_READY) {
+		submit_cur(sc->s, sc);
+	} else {
+		sc->st = SC_RENDERING; /* after_render submits it */
+	}
 }
 
 static void cb_txn_done(void *arg, struct conn *c, const struct smtp_rcpt_result *r,
                         size_t n)
 {
 	struct sconn *sc = conn_data(c);
+	struct smsg *m = sc->nq > 0 ? sc->q[0] : NULL;
 
 	(void)arg;
-	if (sc->item != NULL && n > 0)
-		on_result(sc->s, sc, &r[0]);
+	if (m == NULL || m->st != MSG_SUBMITTED)
+		return;
+	sc->body_sent = 0; /* that was this one's body */
+	if (n == 0) {
+		msg_requeue(sc->s, sc, m);
+	} else if (m->staged && r[0].reply.stage == SMTP_STAGE_MAIL && r[0].reply.code == 503) {
+		/* RFC 2920 3.1 lets message content begin a command group,
+		 * but this server took the MAIL behind the dot for improper
+		 * pipelining: no more of that to it; the recipient goes again
+		 * (this was no attempt at delivering it) */
+		struct target *t = &sc->d->targets[sc->target];
+		if (!t->no_stage)
+			log_kv(EDM_LOG_WARN, "pipeline-refused", "domain=%s host=\"%s\" reply=\"%d %s %s\"",
+			       sc->d->name, conn_peer(c), r[0].reply.code, r[0].reply.enhanced,
+			       r[0].reply.text);
+		t->no_stage = 1;
+		msg_requeue(sc->s, sc, m);
+		sched_kick(sc->s);
+		return;
+	} else {
+		q_remove(sc, m);
+		on_result(sc->s, sc, m, &r[0]);
+	}
+	render_ahead(sc->s, sc);
+}
+
+static void cb_body_sent(void *arg, struct conn *c)
+{
+	struct sconn *sc = conn_data(c);
+
+	(void)arg;
+	sc->body_sent = 1;
+	stage_next(sc->s, sc);
 }
 
 static void idle_remove(struct sdom *d, struct sconn *sc)
@@ -1593,26 +1841,24 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 			}
 		}
 	}
-	if (sc->st == SC_RENDERING) {
-		/* after_render requeues and frees */
+	/* messages not sent, or sent without an answer (no TXN_DONE):
+	 * back to the queue; a render still running requeues its own and
+	 * frees the connection */
+	for (int i = 0; i < CONN_MSGS; i++)
+		if (sc->m[i].st == MSG_READY || sc->m[i].st == MSG_SUBMITTED)
+			msg_requeue(s, sc, &sc->m[i]);
+	if (any_rendering(sc)) {
 		sc->closed = 1;
 		sc->c = NULL;
 	} else {
-		if (sc->item != NULL) {
-			/* no TXN_DONE: nothing was decided */
-			d->busy--;
-			sc->item->attempts--;
-			requeue(s, sc->item);
-		}
-		buf_free(&sc->msg);
-		free(sc);
+		conn_free(sc);
 	}
 	runnable_add(s, d);
 	sched_kick(s);
 }
 
 static const struct conn_client_ops client_ops = {
-	cb_ready, cb_txn_done, cb_closed, NULL,
+	cb_ready, cb_txn_done, cb_closed, cb_body_sent,
 };
 
 /* Open one connection for the domain; 0 or -1. */
@@ -1658,7 +1904,7 @@ static int open_conn(struct sched *s, struct sdom *d, unsigned src, uint64_t now
 		m->timeout_quit };
 	sc->c = conn_open(s->loop, &t, &client_ops, s);
 	if (sc->c == NULL) {
-		free(sc);
+		conn_free(sc);
 		return -1;
 	}
 	conn_set_data(sc->c, sc);
@@ -1885,9 +2131,11 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 /* Dry run: render every ready item on this thread, count, drop. */
 static void dispatch_dry(struct sched *s)
 {
-	struct sconn tmp = { 0 };
+	struct sconn tsc = { 0 };
+	struct smsg tmp = { 0 };
 
-	tmp.s = s;
+	tsc.s = s;
+	tmp.sc = &tsc;
 	for (struct sdom *d = s->runnable; d; d = d->rnext) {
 		struct item *it;
 		while ((it = q_pop(s, d)) != NULL) {
@@ -2103,8 +2351,11 @@ static void on_grace(uv_timer_t *t)
 		if (sc->c == NULL)
 			continue;
 		aborted++;
-		if (sc->item != NULL)
-			in_flight++;
+		for (int i = 0; i < CONN_MSGS; i++)
+			if (sc->m[i].st == MSG_SUBMITTED) {
+				in_flight++;
+				break;
+			}
 		conn_abort(sc->c);
 	}
 	log_kv(EDM_LOG_WARN, "grace-over", "connections=%u aborted=%u in_flight=%u",

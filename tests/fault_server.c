@@ -117,6 +117,7 @@ struct fs_opts {
 	int count_only;
 	int lenient_eod;
 	int sync_check;
+	int dot_barrier;	/* the final dot is a barrier (a strict server) */
 };
 
 struct fs_sbuf {
@@ -815,6 +816,10 @@ static void conn_end_data(struct fs_conn *c)
 done:
 	msg_file_discard(c);
 	conn_reset_tx(c);
+	/* --dot-barrier: a server stricter than RFC 2920 3.1, which lets
+	 * message content begin a command group but not end one */
+	if (opt.dot_barrier)
+		c->barrier_pending = 1;
 }
 
 /* Count (and store) one byte of message content. */
@@ -1332,6 +1337,9 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread > 0) {
 		if (c->state == FS_ST_CMD || c->state == FS_ST_DATA) {
+			/* read boundaries show what the client wrote together
+			 * (tests: a MAIL staged behind a final dot) */
+			trace(c, "read %zd bytes", nread);
 			conn_feed(c, c->rbuf, (size_t)nread);
 			if (c->failed) {
 				conn_abort(c, "out of memory");
@@ -1647,6 +1655,7 @@ static void usage(FILE *f)
 	      "  --max-rcpts N            452 after N accepted recipients (default 1000)\n"
 	      "  --lenient-eod            a bare LF also ends lines (like smuggling-prone servers)\n"
 	      "  --no-sync-check          do not reject commands sent too early (RFC 2920)\n"
+	      "  --dot-barrier            also reject (503) commands sent behind the final dot\n"
 	      "  --max-seconds S          exit after S seconds (default 600)\n"
 	      "  --log FILE               append one line per message / rejected recipient\n"
 	      "  --maildir DIR            store each accepted message in DIR/new\n"
@@ -1661,7 +1670,7 @@ enum {
 	OPT_NO_8BITMIME, OPT_DELAY, OPT_RCPT_REPLY, OPT_MAIL_REPLY, OPT_DATA_REPLY,
 	OPT_DOT_REPLY, OPT_GREETING, OPT_SPLIT, OPT_SPLIT_DELAY, OPT_HUGE, OPT_NEVER_END, OPT_STALL,
 	OPT_DROP_DOT, OPT_421_AFTER, OPT_DROP_RCPT, OPT_MAX_RCPTS, OPT_LENIENT,
-	OPT_NO_SYNC, OPT_MAX_SECONDS, OPT_LOG, OPT_MAILDIR, OPT_COUNT_ONLY,
+	OPT_NO_SYNC, OPT_DOT_BARRIER, OPT_MAX_SECONDS, OPT_LOG, OPT_MAILDIR, OPT_COUNT_ONLY,
 	OPT_QUIET, OPT_VERBOSE, OPT_HELP,
 };
 
@@ -1684,6 +1693,7 @@ static const struct option fs_longopts[] = {
 	{ "never-end", no_argument, NULL, OPT_NEVER_END },
 	{ "stall-after-354", no_argument, NULL, OPT_STALL },
 	{ "drop-after-dot", no_argument, NULL, OPT_DROP_DOT },
+	{ "dot-barrier", no_argument, NULL, OPT_DOT_BARRIER },
 	{ "421-after", required_argument, NULL, OPT_421_AFTER },
 	{ "drop-after-rcpt", no_argument, NULL, OPT_DROP_RCPT },
 	{ "max-rcpts", required_argument, NULL, OPT_MAX_RCPTS },
@@ -1803,6 +1813,7 @@ static int parse_options(int argc, char **argv)
 			break;
 		case OPT_LENIENT: opt.lenient_eod = 1; break;
 		case OPT_NO_SYNC: opt.sync_check = 0; break;
+		case OPT_DOT_BARRIER: opt.dot_barrier = 1; break;
 		case OPT_MAX_SECONDS:
 			if (parse_num("max-seconds", optarg, 1, FS_MAX_MAX_SECONDS, &v) < 0)
 				return -1;

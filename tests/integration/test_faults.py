@@ -298,6 +298,86 @@ class TestReplyFaults(FaultCase):
 
 
 # ---------------------------------------------------------------------------
+FS_TRACE = re.compile(r"^fault_server: conn=\d+ (read \d+ bytes|< \S+)", re.M)
+
+
+def staged_reads(fs):
+    """How many of fault_server's reads (--verbose) held the end of a
+    message followed by the next MAIL: the client wrote the next
+    transaction behind the final dot (pipeline_messages)."""
+    n, seen_content = 0, False
+    for what in FS_TRACE.findall(fs.proc.stderr()):
+        if what.startswith("read "):
+            seen_content = False
+        elif what == "< (message":
+            seen_content = True
+        elif seen_content and what.upper() == "< MAIL":
+            n += 1
+            seen_content = False
+    return n
+
+
+class TestPipelineMessages(FaultCase):
+    """[smtp] pipeline_messages: the next message's MAIL, RCPT and DATA go
+    behind the final dot (RFC 2920 3.1), against a server that checks the
+    pipelining rules (fault_server's default sync check), and against one
+    stricter than the RFC that refuses it (--dot-barrier)."""
+
+    RCPTS = [f"p{i:02d}@a.example" for i in range(12)]
+    # one connection, so every message after the first can be staged; the
+    # server answers each read 50 ms late, so the next message is rendered
+    # long before the dot reply comes back
+    SMTP = {"max_connections": "1"}
+    DOMAIN = {"connections": "1"}
+
+    def run_case(self, *fs_args, smtp=None):
+        cm, log, _ = self.fault("--delay-ms", "50", *fs_args, verbose=True)
+        with cm as fs:
+            c = Campaign(self, self.RCPTS, port=fs.port, smtp={**self.SMTP, **(smtp or {})},
+                         domain=self.DOMAIN)
+            p = c.run(timeout=60)
+            staged = staged_reads(fs)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = self.assert_final_once(c, self.RCPTS)
+        for e in self.RCPTS:
+            self.assert_delivered(rows[e], e)
+            self.assertEqual(rows[e]["attempts"], "1", rows[e])
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in self.RCPTS}))
+        return c, log, staged
+
+    def test_staged_behind_dot(self):
+        """Every message after the first goes behind the previous dot (one
+        read holds the end of one message and the next MAIL), the server's
+        pipelining check finds nothing wrong, each recipient is delivered
+        once with one attempt."""
+        c, log, staged = self.run_case()
+        self.assertGreaterEqual(staged, len(self.RCPTS) - 2)
+        self.assertEqual(fault_lines(log, "sync-error"), [])
+        self.assertEqual(log_events(c, "pipeline-refused"), [])
+
+    def test_off(self):
+        """pipeline_messages = no: the next MAIL waits for the dot reply."""
+        _, log, staged = self.run_case(smtp={"pipeline_messages": "no"})
+        self.assertEqual(staged, 0)
+        self.assertEqual(fault_lines(log, "sync-error"), [])
+
+    def test_server_refuses_mail_behind_dot(self):
+        """A server that treats the dot as a barrier answers the staged MAIL
+        (and its RCPT and DATA) with 503: edm logs pipeline-refused once,
+        sends that recipient again at once (no bounce, no extra attempt) and
+        stages nothing more to that host."""
+        c, log, staged = self.run_case("--dot-barrier")
+        self.assertEqual(staged, 1)
+        errs = fault_lines(log, "sync-error")
+        self.assertTrue(errs and all("cmd=MAIL" in e or "cmd=RCPT" in e or "cmd=DATA" in e
+                                     for e in errs), errs)
+        self.assertEqual(sum("cmd=MAIL" in e for e in errs), 1, errs)
+        ev = log_events(c, "pipeline-refused")
+        self.assertEqual(len(ev), 1, ev)
+        self.assertRegex(ev[0]["reply"], r"^503 5\.5\.0 ")
+
+
+# ---------------------------------------------------------------------------
 class TestDotWindow(FaultCase):
     """RFC 1047: the final dot was sent and its reply never comes."""
 
