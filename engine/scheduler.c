@@ -134,7 +134,9 @@ struct sdom {
 	struct sdom *rnext;        /* runnable list */
 };
 
-enum sc_state { SC_CONNECTING = 0, SC_IDLE, SC_RENDERING, SC_BUSY, SC_QUITTING };
+/* SC_PARKED: relay mode, its domain has nothing ready; the next dispatch
+ * pass hands it to a domain that needs a connection, or QUITs it. */
+enum sc_state { SC_CONNECTING = 0, SC_IDLE, SC_RENDERING, SC_BUSY, SC_QUITTING, SC_PARKED };
 
 /* One message of a connection: rendered on the thread pool, then submitted
  * (at READY, or staged behind the previous one's dot). */
@@ -198,6 +200,7 @@ struct sched {
 	size_t nheap, heapcap;
 	size_t mem_items;
 	struct sconn *all_conns;   /* every open connection (for the grace end) */
+	struct sconn *parked;      /* relay mode: idle, domain-less (next_idle) */
 	struct daily_saved *daily_saved; /* today's counts of an earlier run */
 	size_t ndaily_saved;
 	time_t daily_reset;        /* --no-wait end: when a daily cap resets */
@@ -1356,6 +1359,7 @@ static int msg_submit(struct sched *s, struct sconn *sc, struct smsg *m)
 }
 
 static void render_ahead(struct sched *s, struct sconn *sc);
+static void unpark(struct sched *s, struct sconn *sc);
 static struct item *pop_sendable(struct sched *s, struct sdom *d);
 
 /* The session is READY and the oldest message is rendered: submit it, or
@@ -1560,9 +1564,18 @@ static void conn_next(struct sched *s, struct sconn *sc)
 		return;
 	}
 	if (ready_count(d) == 0) {
+		quit_idle_domain(d);
+		if (s->smtp->mode == CFG_MODE_RELAY) {
+			/* the relay takes any domain's mail: keep the session
+			 * (TCP, TLS, AUTH) for a domain that needs one */
+			sc->st = SC_PARKED;
+			sc->next_idle = s->parked;
+			s->parked = sc;
+			sched_kick(s);
+			return;
+		}
 		sc->st = SC_QUITTING;
 		conn_quit(sc->c);
-		quit_idle_domain(d);
 		return;
 	}
 	now = now_ms(s);
@@ -1781,6 +1794,8 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 		d->nconnecting--;
 	if (sc->st == SC_IDLE)
 		idle_remove(d, sc);
+	if (sc->st == SC_PARKED)
+		unpark(s, sc);
 	if (!e->greeted && sc->st == SC_CONNECTING) {
 		struct target *t = &d->targets[sc->target];
 		cat = conn_category(e, s->o.cls, &sender_side);
@@ -2040,6 +2055,58 @@ static void expire_domain(struct sched *s, struct sdom *d)
 	}
 }
 
+static void unpark(struct sched *s, struct sconn *sc)
+{
+	for (struct sconn **p = &s->parked; *p; p = &(*p)->next_idle)
+		if (*p == sc) {
+			*p = sc->next_idle;
+			return;
+		}
+}
+
+/* Relay mode: give d a parked connection whose source IP d's limits allow
+ * one more on (no new TCP/TLS/AUTH, no connect token: it is not a new
+ * connection). 1 when one was handed over. */
+static int adopt_parked(struct sched *s, struct sdom *d, uint64_t now)
+{
+	for (struct sconn *sc = s->parked; sc; sc = sc->next_idle) {
+		unsigned src = sc->src;
+		struct shape_src *ss = &d->shape->src[src];
+		struct sdom *od = sc->d;
+
+		if (ss->conns >= twindow_scale(&ss->win, d->shape->connections) ||
+		    twindow_paused(&ss->win, now) ||
+		    (d->provider && d->provider->src[src].conns >=
+		     twindow_scale(&d->provider->src[src].win, d->provider->connections)))
+			continue;
+		unpark(s, sc);
+		od->nconns--;
+		od->shape->src[src].conns--;
+		if (od->provider)
+			od->provider->src[src].conns--;
+		d->nconns++;
+		ss->conns++;
+		if (d->provider)
+			d->provider->src[src].conns++;
+		sc->d = d;
+		sc->st = SC_IDLE;
+		runnable_add(s, od);
+		conn_next(s, sc);
+		return 1;
+	}
+	return 0;
+}
+
+static void quit_parked(struct sched *s)
+{
+	while (s->parked) {
+		struct sconn *sc = s->parked;
+		s->parked = sc->next_idle;
+		sc->st = SC_QUITTING;
+		conn_quit(sc->c);
+	}
+}
+
 static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
                             uint64_t *next_wake)
 {
@@ -2085,6 +2152,11 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 		if (sc->st == SC_IDLE)
 			break; /* still waiting for a token */
 	}
+	/* relay sessions other domains left idle first */
+	while (s->parked != NULL &&
+	       ready_count(d) > (size_t)d->nconnecting + (d->idle ? 1 : 0) &&
+	       adopt_parked(s, d, now))
+		;
 	/* open more connections while there is unassigned work */
 	while (ready_count(d) > (size_t)d->nconnecting + (d->idle ? 1 : 0) &&
 	       s->conns < m->max_connections) {
@@ -2171,6 +2243,7 @@ static void dispatch(struct sched *s)
 		return;
 	}
 	if (s->stopping) {
+		quit_parked(s);
 		maybe_end(s);
 		return;
 	}
@@ -2201,6 +2274,8 @@ static void dispatch(struct sched *s)
 	for (size_t i = 0; i < n; i++)
 		dispatch_domain(s, pv[i].d, now, &next_wake);
 	free(pv);
+	/* parked relay sessions no domain took: not needed now */
+	quit_parked(s);
 	if (s->nheap > 0) {
 		uint64_t at = now + (uint64_t)(s->heap[0]->next_retry - tnow) * 1000;
 		if (at < next_wake)
@@ -2332,6 +2407,7 @@ end:
 /* QUIT every idle connection (busy ones finish their transaction). */
 static void quit_idle(struct sched *s)
 {
+	quit_parked(s);
 	for (size_t i = 0; i < s->hcap; i++)
 		for (struct sdom *d = s->htab[i]; d; d = d->hnext)
 			quit_idle_domain(d);

@@ -378,6 +378,30 @@ class TestPipelineMessages(FaultCase):
 
 
 # ---------------------------------------------------------------------------
+class TestRelaySessions(FaultCase):
+    """Relay mode: a session whose domain has nothing left is handed to a
+    domain that needs one (no new TCP, TLS and AUTH per domain)."""
+
+    def test_session_moves_between_domains(self):
+        """12 recipients over 4 domains, one connection per domain,
+        max_connections = 2: every message goes over at most 2 sessions (a
+        connection per domain needs 4), each recipient delivered once."""
+        rcpts = [f"r{i}@d{i % 4}.example" for i in range(12)]
+        cm, log, _ = self.fault("--delay-ms", "20")
+        with cm as fs:
+            c = Campaign(self, rcpts, port=fs.port, smtp={"max_connections": "2"},
+                         domain={"connections": "1"})
+            p = c.run(timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = self.assert_final_once(c, rcpts)
+        for e in rcpts:
+            self.assert_delivered(rows[e], e)
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in rcpts}))
+        conns = {re.search(r" conn=(\d+)", x).group(1) for x in fault_lines(log, "msg")}
+        self.assertLessEqual(len(conns), 2, conns)
+
+
+# ---------------------------------------------------------------------------
 class TestDotWindow(FaultCase):
     """RFC 1047: the final dot was sent and its reply never comes."""
 
