@@ -42,6 +42,14 @@
 #define DOM_MEM_CAP 256
 /* Items in memory over all domains (~300 bytes each: ~6 MB). */
 #define MEM_ITEMS_CAP 20000
+/* Deferred items in memory (the retry heap); more wait in the spill file
+ * (the cold chain), so a list that is deferred wholesale (greylisting, a
+ * receiver throttling everyone) does not grow memory with the list.
+ * EDM_TEST_DEFER_MEM_CAP overrides it (tests). */
+#define DEFER_MEM_CAP 20000
+/* The cold chain is read back when its earliest retry is due (or the heap
+ * has room), at most once per this many seconds: each pass reads it all. */
+#define COLD_SCAN_EVERY_S 10
 /* A connection holds at most three messages: the one its session works
  * on and, when the server offers PIPELINING, one staged behind that one's
  * final dot and one rendered ahead to be staged behind the next dot. Only
@@ -205,6 +213,11 @@ struct sched {
 	size_t ndaily_saved;
 	time_t daily_reset;        /* --no-wait end: when a daily cap resets */
 	int spill_fd;
+	size_t defer_mem_cap;      /* DEFER_MEM_CAP unless a test says */
+	off_t cold_head, cold_tail;/* deferred items on disk (-1: none) */
+	size_t ncold;
+	time_t cold_min;           /* their earliest next_retry */
+	time_t cold_scanned;       /* last pass over the chain */
 	off_t spill_end;           /* logical end: spill_wbase + spill_wlen */
 	char *spill_w;             /* write-behind buffer (SPILL_BUF) */
 	size_t spill_wlen;
@@ -744,23 +757,30 @@ static int spill_read(struct sched *s, off_t off, void *p, size_t n)
 	return 0;
 }
 
+/* The spill file exists (created on first use, unlinked at once). */
+static int spill_open(struct sched *s)
+{
+	if (s->spill_fd >= 0)
+		return 0;
+	s->spill_fd = open(s->o.spill_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (s->spill_fd < 0)
+		return -1;
+	unlink(s->o.spill_path); /* temporary: gone when we exit */
+	s->spill_w = malloc(SPILL_BUF);
+	s->spill_r = malloc(SPILL_BUF);
+	if (s->spill_w == NULL || s->spill_r == NULL)
+		return -1;
+	return 0;
+}
+
 static int spill_put(struct sched *s, struct sdom *d, struct item *it)
 {
 	struct spill_hdr h = { -1, it->row, it->attempts, it->nfields,
 	                       it->bloblen, 0, it->first_attempt, it->queued_at };
 	off_t at = s->spill_end;
 
-	if (s->spill_fd < 0) {
-		s->spill_fd = open(s->o.spill_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (s->spill_fd < 0)
-			return -1;
-		unlink(s->o.spill_path); /* temporary: gone when we exit */
-		s->spill_w = malloc(SPILL_BUF);
-		s->spill_r = malloc(SPILL_BUF);
-		if (s->spill_w == NULL || s->spill_r == NULL)
-			return -1;
-	}
-	if (spill_append(s, &h, sizeof(h), it->blob, it->bloblen) < 0)
+	if (spill_open(s) < 0 ||
+	    spill_append(s, &h, sizeof(h), it->blob, it->bloblen) < 0)
 		return -1;
 	if (d->spill_tail >= 0) {
 		int64_t nx = at;
@@ -804,6 +824,119 @@ static struct item *spill_get(struct sched *s, struct sdom *d)
 }
 
 /* ---- domain queue ---- */
+
+/* ---- cold deferred items (spill file, one unsorted chain) ---- */
+
+struct cold_hdr {
+	int64_t next;
+	uint64_t row, dom;         /* dom: the struct sdom (lives as long) */
+	uint32_t attempts, nfields, bloblen, pad;
+	int64_t first_attempt, queued_at, next_retry;
+};
+
+static int cold_put(struct sched *s, struct item *it)
+{
+	struct cold_hdr h = { -1, it->row, (uint64_t)(uintptr_t)it->dom, it->attempts,
+	                      it->nfields, it->bloblen, 0, it->first_attempt,
+	                      it->queued_at, it->next_retry };
+	off_t at;
+
+	if (spill_open(s) < 0)
+		return -1;
+	at = s->spill_end;
+	if (spill_append(s, &h, sizeof(h), it->blob, it->bloblen) < 0)
+		return -1;
+	if (s->cold_tail >= 0) {
+		int64_t nx = at;
+		if (spill_patch(s, s->cold_tail, &nx, sizeof(nx)) < 0)
+			return -1;
+	} else {
+		s->cold_head = at;
+	}
+	s->cold_tail = at;
+	if (s->ncold == 0 || it->next_retry < s->cold_min)
+		s->cold_min = it->next_retry;
+	s->ncold++;
+	free(it);
+	return 0;
+}
+
+static int heap_push(struct sched *s, struct item *it);
+
+/* A deferred item waits for its retry: in the heap, or on disk when the
+ * heap holds defer_mem_cap already. 0 or -1 (out of memory, disk). */
+static int defer_push(struct sched *s, struct item *it)
+{
+	if (s->nheap >= s->defer_mem_cap) {
+		if (s->ncold == 0)
+			log_kv(EDM_LOG_INFO, "deferred-spill", "in_memory=%zu reason=\"more "
+			       "deferred recipients wait in the spill file\"", s->nheap);
+		return cold_put(s, it);
+	}
+	return heap_push(s, it);
+}
+
+/* Read the cold chain back: due items (and, while the heap has room,
+ * others) go to the heap, the rest to a new chain. The old records stay
+ * in the file as garbage (it is unlinked; it goes at exit). 0 or -1. */
+static int cold_scan(struct sched *s, time_t now)
+{
+	off_t at = s->cold_head;
+	size_t n = s->ncold;
+
+	s->cold_head = s->cold_tail = -1;
+	s->ncold = 0;
+	s->cold_scanned = now;
+	for (size_t i = 0; i < n && at >= 0; i++) {
+		struct cold_hdr h;
+		struct item *it;
+
+		if (spill_read(s, at, &h, sizeof(h)) < 0)
+			return -1;
+		it = calloc(1, sizeof(*it) + h.bloblen);
+		if (it == NULL)
+			return -1;
+		if (spill_read(s, at + (off_t)sizeof(h), it->blob, h.bloblen) < 0) {
+			free(it);
+			return -1;
+		}
+		it->dom = (struct sdom *)(uintptr_t)h.dom;
+		it->row = h.row;
+		it->attempts = h.attempts;
+		it->nfields = h.nfields;
+		it->bloblen = h.bloblen;
+		it->first_attempt = h.first_attempt;
+		it->queued_at = h.queued_at;
+		it->next_retry = h.next_retry;
+		at = h.next;
+		if (it->next_retry <= now || s->nheap < s->defer_mem_cap) {
+			if (heap_push(s, it) < 0)
+				return -1;
+		} else if (cold_put(s, it) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* When the cold chain should be read next (0: empty). */
+static time_t cold_due(const struct sched *s)
+{
+	time_t at;
+
+	if (s->ncold == 0)
+		return 0;
+	at = s->cold_min;
+	if (s->nheap < s->defer_mem_cap / 2 && at > s->cold_scanned)
+		at = s->cold_scanned; /* room in the heap: now */
+	/* no more often than the shortest retry interval either */
+	time_t every = COLD_SCAN_EVERY_S;
+	if (s->smtp->retry_first / 1000 < (uint64_t)every)
+		every = s->smtp->retry_first >= 1000 ? (time_t)(s->smtp->retry_first / 1000) : 1;
+	if (at < s->cold_scanned + every)
+		at = s->cold_scanned + every;
+	return at;
+}
 
 static void q_push(struct sched *s, struct sdom *d, struct item *it)
 {
@@ -1045,7 +1178,11 @@ static void defer(struct sched *s, struct item *it, const struct outcome *o,
 	log_kv(EDM_LOG_INFO, "deferred", "row=%zu domain=%s attempts=%u retry_in=%llus code=%d category=%s",
 	       it->row, it->dom->name, it->attempts, (unsigned long long)((delay + 999) / 1000),
 	       o->code, o->category ? o->category : "");
-	if (heap_push(s, it) < 0) {
+	if (defer_push(s, it) < 0) {
+		s->st.end = SCHED_END_ERROR;
+		snprintf(s->st.end_detail, sizeof(s->st.end_detail), "cannot keep a "
+		         "deferred recipient (row %zu): out of memory or %s: %s", it->row,
+		         s->o.spill_path, strerror(errno));
 		s->stopping = 1;
 		free(it);
 	}
@@ -2231,7 +2368,13 @@ static void dispatch(struct sched *s)
 	struct prio *pv = NULL;
 	size_t n = 0, cap = 0;
 
-	/* due retries back to their domains */
+	/* due retries back to their domains (the cold ones through the heap) */
+	if (s->ncold > 0 && !s->stopping && cold_due(s) <= tnow && cold_scan(s, tnow) < 0) {
+		s->st.end = SCHED_END_ERROR;
+		snprintf(s->st.end_detail, sizeof(s->st.end_detail), "cannot read deferred "
+		         "recipients back from %s: %s", s->o.spill_path, strerror(errno));
+		s->stopping = 1;
+	}
 	while (s->nheap > 0 && s->heap[0]->next_retry <= tnow && !s->stopping) {
 		it = heap_pop(s);
 		q_push(s, it->dom, it);
@@ -2278,6 +2421,12 @@ static void dispatch(struct sched *s)
 	quit_parked(s);
 	if (s->nheap > 0) {
 		uint64_t at = now + (uint64_t)(s->heap[0]->next_retry - tnow) * 1000;
+		if (at < next_wake)
+			next_wake = at;
+	}
+	if (s->ncold > 0) {
+		time_t due = cold_due(s);
+		uint64_t at = now + (due > tnow ? (uint64_t)(due - tnow) * 1000 : 0);
 		if (at < next_wake)
 			next_wake = at;
 	}
@@ -2391,7 +2540,7 @@ static void maybe_end(struct sched *s)
 		         "%zu recipients wait in paused domains (%s)", paused, s->st.paused);
 		goto end;
 	}
-	if ((s->nheap > 0 || capped_until > 0) && s->o.no_wait) {
+	if ((s->nheap > 0 || s->ncold > 0 || capped_until > 0) && s->o.no_wait) {
 		s->st.end = SCHED_END_WAITING;
 		s->daily_reset = (time_t)(capped_until / 1000);
 		goto end;
@@ -2475,6 +2624,13 @@ struct sched *sched_new(const struct sched_opts *o, char *err, size_t errlen)
 	s->loop = o->loop;
 	s->smtp = &o->cfg->smtp;
 	s->spill_fd = -1;
+	s->cold_head = s->cold_tail = -1;
+	s->defer_mem_cap = DEFER_MEM_CAP;
+	{
+		const char *v = getenv("EDM_TEST_DEFER_MEM_CAP");
+		if (v != NULL && atoi(v) > 0)
+			s->defer_mem_cap = (size_t)atoi(v);
+	}
 	s->nsrc = s->smtp->nsource_ips ? s->smtp->nsource_ips : 1;
 	s->hcap = 1024;
 	s->htab = calloc(s->hcap, sizeof(*s->htab));
@@ -2554,8 +2710,10 @@ int sched_add(struct sched *s, const struct csv_row *row, const struct addr *a,
 		it->queued_at = jd->queued_at ? jd->queued_at : it->queued_at;
 		it->next_retry = jd->next_retry;
 		if (it->next_retry > time(NULL)) {
-			if (heap_push(s, it) < 0)
-				return edm_errf(err, errlen, "out of memory");
+			if (defer_push(s, it) < 0)
+				return edm_errf(err, errlen, "cannot keep a deferred recipient "
+				                "(row %zu): out of memory or %s: %s", it->row,
+				                s->o.spill_path, strerror(errno));
 			sched_kick(s);
 			return 0;
 		}
@@ -2594,10 +2752,12 @@ void sched_stop(struct sched *s)
 void sched_stats(const struct sched *s, struct sched_stats *out)
 {
 	*out = s->st;
-	out->deferred_now = s->nheap;
+	out->deferred_now = s->nheap + s->ncold;
 	out->connections = s->conns;
 	out->pending = total_remaining(s);
 	out->next_retry = s->nheap ? s->heap[0]->next_retry : 0;
+	if (s->ncold > 0 && (out->next_retry == 0 || s->cold_min < out->next_retry))
+		out->next_retry = s->cold_min;
 	if (s->daily_reset > 0 && (out->next_retry == 0 || s->daily_reset < out->next_retry))
 		out->next_retry = s->daily_reset;
 }

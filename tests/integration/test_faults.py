@@ -402,6 +402,37 @@ class TestRelaySessions(FaultCase):
 
 
 # ---------------------------------------------------------------------------
+class TestColdDeferred(FaultCase):
+    """Deferred recipients beyond the in-memory retry heap wait in the spill
+    file (EDM_TEST_DEFER_MEM_CAP lowers the 20,000 of a real run to 4)."""
+
+    def test_deferred_overflow_to_disk_and_back(self):
+        """30 recipients, every RCPT answered 452: all are deferred, 26 of
+        them past the heap's 4 go to disk; each comes back for its retries
+        (attempts >= 2) and expires once retry_for (4 s) is over; each
+        recipient gets exactly one row, and --no-wait mid-way counts the
+        ones on disk as deferred."""
+        rcpts = [f"c{i:02d}@a.example" for i in range(30)]
+        env = {"EDM_TEST_DEFER_MEM_CAP": "4"}
+        cm, log, _ = self.fault("--rcpt-reply", "c=452 4.2.2 mailbox full")
+        with cm as fs:
+            c = Campaign(self, rcpts, port=fs.port, smtp={"retry_for": "4s"})
+            p = c.run("--no-wait", expect=EX_TEMPFAIL, env=env, timeout=60)
+            self.assertIn("30 recipients wait for a retry", p.stderr)
+            p = c.run(env=env, timeout=60)
+        self.assertTrue(log_events(c, "deferred-spill"))
+        rows = self.assert_final_once(c, rcpts)
+        for e in rcpts:
+            r = rows[e]
+            self.assertEqual((r["status"], r["category"]), ("expired", "message-expired"), r)
+            self.assertIn("mailbox full", r["reply"])
+            self.assertGreaterEqual(int(r["attempts"]), 2, r)
+        tries = Counter(x.split()[1].strip("<>") for x in fault_lines(log, "rcpt-rejected"))
+        self.assertEqual(sorted(tries), sorted(rcpts))
+        self.assertTrue(all(n >= 2 for n in tries.values()), tries)
+
+
+# ---------------------------------------------------------------------------
 class TestDotWindow(FaultCase):
     """RFC 1047: the final dot was sent and its reply never comes."""
 
