@@ -2319,6 +2319,22 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 				*next_wake = now + w;
 			break;
 		}
+		/* a new connection is worth its handshake only with a message
+		 * token for it: the ones connecting or waiting take the tokens
+		 * there are first (else a rate-bound domain opens a connection
+		 * per message, each QUIT when it finds no token) */
+		unsigned toks = tbucket_whole(&ss->rate, now);
+		if (d->provider && tbucket_whole(&d->provider->src[src].rate, now) < toks)
+			toks = tbucket_whole(&d->provider->src[src].rate, now);
+		if (tbucket_whole(&s->global_rate, now) < toks)
+			toks = tbucket_whole(&s->global_rate, now);
+		if (toks <= (unsigned)d->nconnecting + (d->idle ? 1 : 0)) {
+			double r = ss->rate.rate > 0 ? ss->rate.rate : 1;
+			uint64_t at = now + (uint64_t)(1000.0 / r) + 1;
+			if (at < *next_wake)
+				*next_wake = at;
+			break;
+		}
 		tbucket_take(&ss->connect, now);
 		if (d->provider)
 			tbucket_take(&d->provider->src[src].connect, now);

@@ -18,6 +18,7 @@
 #include "throttle.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h> /* isfinite() only: a macro, so no libm to link */
 #include <stddef.h>
 #include <string.h>
@@ -170,6 +171,16 @@ int tbucket_take(struct tbucket *b, uint64_t now_ms)
  * then corrected by a millisecond either way with the very refill
  * arithmetic take() uses, so the answer is exact, not off by rounding.
  */
+unsigned tbucket_whole(const struct tbucket *b, uint64_t now_ms)
+{
+	double t;
+
+	if (b->rate <= 0)
+		return UINT_MAX;
+	t = tbucket_avail(b, now_ms) + TBUCKET_EPS;
+	return t >= (double)UINT_MAX ? UINT_MAX : (unsigned)t;
+}
+
 uint64_t tbucket_wait_ms(const struct tbucket *b, uint64_t now_ms)
 {
 	uint64_t base, d;

@@ -39,6 +39,9 @@ int tbucket_take(struct tbucket *b, uint64_t now_ms);
 /* ms until one token is available (0 = now). */
 uint64_t tbucket_wait_ms(const struct tbucket *b, uint64_t now_ms);
 
+/* Whole tokens available now, taking none (UINT_MAX when unlimited). */
+unsigned tbucket_whole(const struct tbucket *b, uint64_t now_ms);
+
 /* Daily cap in the UTC day of the clock: limit 0 = none. */
 struct tdaily {
 	uint64_t limit;

@@ -7,6 +7,8 @@
 
 #include "throttle.h"
 
+#include <limits.h>
+
 #include <stdint.h>
 #include <string.h>
 
@@ -133,6 +135,25 @@ static void test_bucket_burst_then_empty(void)
 	CU_ASSERT_EQUAL(tbucket_wait_ms(&b, T0 + 99), 1);
 	CU_ASSERT_EQUAL(tbucket_take(&b, T0 + 100), 1);
 	CU_ASSERT_EQUAL(tbucket_take(&b, T0 + 100), 0);
+}
+
+/* tbucket_whole counts without taking, follows refill and takes. */
+static void test_bucket_whole(void)
+{
+	struct tbucket b;
+
+	tbucket_init(&b, 0, 0, T0);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0), UINT_MAX);
+	tbucket_init(&b, 2, 5, T0);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0), 5);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0), 5); /* nothing taken */
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(tbucket_take(&b, T0), 1);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0), 0);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0 + 499), 0);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0 + 500), 1);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0 + 1999), 3);
+	CU_ASSERT_EQUAL(tbucket_whole(&b, T0 + 100000), 5); /* capped */
 }
 
 static void test_bucket_burst_bigger_than_rate(void)
@@ -562,6 +583,7 @@ static const struct test_case tests[] = {
 	{ "bucket_init_burst", test_bucket_init_burst },
 	{ "bucket_unlimited", test_bucket_unlimited },
 	{ "bucket_burst_then_empty", test_bucket_burst_then_empty },
+	{ "bucket_whole", test_bucket_whole },
 	{ "bucket_burst_bigger_than_rate", test_bucket_burst_bigger_than_rate },
 	{ "bucket_wait_exact", test_bucket_wait_exact },
 	{ "bucket_wait_rounds_up", test_bucket_wait_rounds_up },

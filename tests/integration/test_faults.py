@@ -378,9 +378,10 @@ class TestPipelineMessages(FaultCase):
 
 
 # ---------------------------------------------------------------------------
-class TestRelaySessions(FaultCase):
-    """Relay mode: a session whose domain has nothing left is handed to a
-    domain that needs one (no new TCP, TLS and AUTH per domain)."""
+class TestConnectionUse(FaultCase):
+    """No handshake edm does not need: in relay mode a session whose domain
+    has nothing left is handed to a domain that needs one, and a connection
+    opens only with a message token for it."""
 
     def test_session_moves_between_domains(self):
         """12 recipients over 4 domains, one connection per domain,
@@ -399,6 +400,23 @@ class TestRelaySessions(FaultCase):
         self.assertEqual(fault_log(log), Counter({e: 1 for e in rcpts}))
         conns = {re.search(r" conn=(\d+)", x).group(1) for x in fault_lines(log, "msg")}
         self.assertLessEqual(len(conns), 2, conns)
+
+
+    def test_rate_bound_domain_opens_no_connection_per_message(self):
+        """A domain limited to 2 messages/s with 5 connections allowed: a
+        connection opens only with a message token for it, so 12 messages
+        use 2 connections (the 2-token burst), not one handshake per
+        message (each new one found no token and quit: 12 before)."""
+        rcpts = [f"r{i}@a.example" for i in range(12)]
+        cm, log, _ = self.fault()
+        with cm as fs:
+            c = Campaign(self, rcpts, port=fs.port, smtp={"mode": "relay"},
+                         domain={"connections": "5", "rate": "2/s"})
+            p = c.run(timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in rcpts}))
+        conns = {re.search(r" conn=(\d+)", x).group(1) for x in fault_lines(log, "msg")}
+        self.assertLessEqual(len(conns), 3, conns)
 
 
 # ---------------------------------------------------------------------------
