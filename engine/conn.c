@@ -529,6 +529,16 @@ unsigned conn_caps(const struct conn *c)
 	return c->s != NULL ? smtp_session_caps(c->s) : 0;
 }
 
+int conn_can_stage(const struct conn *c)
+{
+	return c->state == CS_SESSION && c->s != NULL && smtp_session_can_stage(c->s);
+}
+
+int conn_open_session(const struct conn *c)
+{
+	return c->state == CS_SESSION && c->s != NULL && smtp_session_usable(c->s);
+}
+
 void conn_quit(struct conn *c)
 {
 	if (c->state == CS_CLOSING)

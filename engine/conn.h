@@ -78,6 +78,14 @@ int conn_submit(struct conn *c, const struct smtp_txn *t);
 /* The session's capabilities (enum smtp_cap; 0 before EHLO). */
 unsigned conn_caps(const struct conn *c);
 
+/* 1 when conn_submit() now would stage behind the open transaction's dot
+ * (smtp_session_can_stage). */
+int conn_can_stage(const struct conn *c);
+
+/* 1 while the connection may still carry a transaction (no QUIT sent, not
+ * closing, even if the events saying so are not delivered yet). */
+int conn_open_session(const struct conn *c);
+
 /* Polite end: QUIT when idle. */
 void conn_quit(struct conn *c);
 

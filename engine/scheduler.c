@@ -180,7 +180,10 @@ struct sconn {
 	int body_sent;             /* the newest submitted one's body is out: the
 	                              next may be staged behind its dot */
 	struct sconn *next_idle;
-	int closed;                /* conn gone while a render ran */
+	int closed;                /* conn gone while a render ran, or while
+	                              conn_submit() ran (in_call) */
+	int in_call;               /* inside conn_submit(): cb_closed must not
+	                              free */
 	uint64_t started_ms;
 	struct sconn *all_prev, *all_next; /* every open connection */
 };
@@ -876,23 +879,29 @@ static int defer_push(struct sched *s, struct item *it)
 	return heap_push(s, it);
 }
 
-/* Read the cold chain back: due items (and, while the heap has room,
- * others) go to the heap, the rest to a new chain. The old records stay
- * in the file as garbage (it is unlinked; it goes at exit). 0 or -1. */
+/* Read the cold chain: due items (and, while the heap has room, others)
+ * join the heap and are unlinked from the chain in place (their records
+ * become garbage in the file, which is unlinked and goes at exit); the
+ * rest stay where they are, nothing is rewritten. 0 or -1. */
 static int cold_scan(struct sched *s, time_t now)
 {
-	off_t at = s->cold_head;
-	size_t n = s->ncold;
+	off_t prev = -1, at = s->cold_head;
+	time_t min = 0;
 
-	s->cold_head = s->cold_tail = -1;
-	s->ncold = 0;
 	s->cold_scanned = now;
-	for (size_t i = 0; i < n && at >= 0; i++) {
+	while (at >= 0) {
 		struct cold_hdr h;
 		struct item *it;
 
 		if (spill_read(s, at, &h, sizeof(h)) < 0)
 			return -1;
+		if (h.next_retry > now && s->nheap >= s->defer_mem_cap) {
+			if (min == 0 || h.next_retry < min)
+				min = h.next_retry;
+			prev = at;
+			at = h.next;
+			continue;
+		}
 		it = calloc(1, sizeof(*it) + h.bloblen);
 		if (it == NULL)
 			return -1;
@@ -908,14 +917,24 @@ static int cold_scan(struct sched *s, time_t now)
 		it->first_attempt = h.first_attempt;
 		it->queued_at = h.queued_at;
 		it->next_retry = h.next_retry;
-		at = h.next;
-		if (it->next_retry <= now || s->nheap < s->defer_mem_cap) {
-			if (heap_push(s, it) < 0)
-				return -1;
-		} else if (cold_put(s, it) < 0) {
+		if (heap_push(s, it) < 0) {
+			free(it);
 			return -1;
 		}
+		/* unlink: the previous record (or the head) skips this one */
+		if (prev < 0) {
+			s->cold_head = h.next;
+		} else {
+			int64_t nx = h.next;
+			if (spill_patch(s, prev, &nx, sizeof(nx)) < 0)
+				return -1;
+		}
+		if (at == s->cold_tail)
+			s->cold_tail = prev;
+		s->ncold--;
+		at = h.next;
 	}
+	s->cold_min = min;
 	return 0;
 }
 
@@ -1446,6 +1465,11 @@ static void msg_requeue(struct sched *s, struct sconn *sc, struct smsg *m)
 		it->attempts--; /* no TXN_DONE: nothing was decided */
 	msg_release(m);
 	sc->d->busy--;
+	/* not sent: it does not count against the connection or --limit */
+	if (sc->sent > 0)
+		sc->sent--;
+	if (s->o.test_to && s->sent_test > 0)
+		s->sent_test--;
 	requeue(s, it);
 	q_remove(sc, m);
 }
@@ -1460,9 +1484,10 @@ static void requeue_unsent(struct sched *s, struct sconn *sc)
 }
 
 /* Hand the rendered message to the session: at READY, or staged behind
- * the dot of the one before. 0, or -1 when the session did not take it
- * (nothing changed). */
-static int msg_submit(struct sched *s, struct sconn *sc, struct smsg *m)
+ * the dot of the one before. 0; -1 when the session did not take it
+ * (nothing changed); -2 when the connection closed meanwhile (sc is gone:
+ * touch nothing of it). */
+static int msg_submit(struct sched *s, struct sconn *sc, struct smsg *m, int staged)
 {
 	struct item *it = m->item;
 	const char *rcpt;
@@ -1485,14 +1510,34 @@ static int msg_submit(struct sched *s, struct sconn *sc, struct smsg *m)
 	for (const unsigned char *p = (const unsigned char *)rcpt; *p; p++)
 		if (*p >= 0x80)
 			t.needs_smtputf8 = 1;
-	if (conn_submit(sc->c, &t) < 0)
-		return -1;
-	m->staged = 0;
+	/* Marked submitted first: conn_submit() may deliver events before it
+	 * returns (a local refusal's TXN_DONE and READY: m and its item are
+	 * then done with), or close the connection (a failed write: cb_closed
+	 * runs, and frees sc once this call is over). */
+	time_t first = it->first_attempt;
+	int rc;
+
+	m->staged = staged;
+	m->st = MSG_SUBMITTED;
 	if (it->first_attempt == 0)
 		it->first_attempt = time(NULL);
 	it->attempts++;
-	m->st = MSG_SUBMITTED;
-	return 0;
+	sc->in_call++;
+	rc = conn_submit(sc->c, &t);
+	sc->in_call--;
+	if (rc < 0 && m->st == MSG_SUBMITTED && m->item == it) {
+		/* not taken (nothing happened): as it was */
+		m->st = MSG_READY;
+		m->staged = 0;
+		it->attempts--;
+		it->first_attempt = first;
+	}
+	if (sc->closed) {
+		if (!any_rendering(sc))
+			conn_free(sc);
+		return -2;
+	}
+	return rc < 0 ? -1 : 0;
 }
 
 static void render_ahead(struct sched *s, struct sconn *sc);
@@ -1505,8 +1550,12 @@ static void submit_cur(struct sched *s, struct sconn *sc)
 {
 	struct smsg *m = sc->q[0];
 
+	int rc = -1;
+
 	sc->st = SC_BUSY;
-	if (s->stopping || sc->d->paused || msg_submit(s, sc, m) < 0) {
+	if (!s->stopping && !sc->d->paused && (rc = msg_submit(s, sc, m, 0)) == -2)
+		return;
+	if (rc < 0) {
 		requeue_unsent(s, sc);
 		sched_kick(s);
 		sc->st = SC_QUITTING;
@@ -1522,11 +1571,13 @@ static void stage_next(struct sched *s, struct sconn *sc)
 {
 	struct smsg *m = q_unsent(sc);
 
+	/* (stopping, paused: READY gives it back; a session that went on
+	 * to READY already, its dot answered with the 354: READY submits it) */
 	if (m == NULL || m->st != MSG_READY || !sc->body_sent || sc->c == NULL ||
-	    s->stopping || sc->d->paused)
-		return; /* (stopping, paused: READY gives it back) */
-	if (msg_submit(s, sc, m) == 0) {
-		m->staged = 1;
+	    s->stopping || sc->d->paused || sc->d->targets[sc->target].no_stage ||
+	    !conn_can_stage(sc->c))
+		return;
+	if (msg_submit(s, sc, m, 1) == 0) {
 		sc->body_sent = 0;
 		render_ahead(s, sc);
 	}
@@ -1775,6 +1826,7 @@ static void render_ahead(struct sched *s, struct sconn *sc)
 	struct item *it;
 
 	if (sc->nq == 0 || sc->nq >= CONN_MSGS || q_unsent(sc) != NULL ||
+	    sc->c == NULL || !conn_open_session(sc->c) ||
 	    !s->smtp->pipelining || !s->smtp->pipeline_messages ||
 	    sc->c == NULL || d->targets[sc->target].no_stage ||
 	    !(conn_caps(sc->c) & SMTP_CAP_PIPELINING) ||
@@ -1999,7 +2051,7 @@ static void cb_closed(void *arg, struct conn *c, const struct conn_end_info *e)
 	for (int i = 0; i < CONN_MSGS; i++)
 		if (sc->m[i].st == MSG_READY || sc->m[i].st == MSG_SUBMITTED)
 			msg_requeue(s, sc, &sc->m[i]);
-	if (any_rendering(sc)) {
+	if (any_rendering(sc) || sc->in_call) {
 		sc->closed = 1;
 		sc->c = NULL;
 	} else {

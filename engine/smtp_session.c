@@ -1605,6 +1605,20 @@ int smtp_session_can_stage(const struct smtp_session *s)
 	return stage_ok(s);
 }
 
+int smtp_session_usable(const struct smtp_session *s)
+{
+	return s->state != ST_QUIT && s->state != ST_CLOSED;
+}
+
+/* A TXN_DONE not yet taken by the driver points at t and the pool. */
+static int txn_done_queued(const struct smtp_session *s)
+{
+	for (unsigned i = 0; i < s->ev_count; i++)
+		if (s->evq[(s->ev_head + i) % EVQ_MAX].type == SMTP_EV_TXN_DONE)
+			return 1;
+	return 0;
+}
+
 int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t)
 {
 	struct txn cur;
@@ -1617,7 +1631,7 @@ int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t)
 		if (t->rcpts[i] == NULL)
 			return -1;
 	if (s->state == ST_READY)
-		return txn_start(s, t, 0);
+		return txn_done_queued(s) ? -1 : txn_start(s, t, 0);
 	if (!stage_ok(s))
 		return -1;
 	/* RFC 2920 3.1: message content may begin a command group, so the

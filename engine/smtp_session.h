@@ -200,8 +200,9 @@ unsigned long smtp_session_wait_seq(const struct smtp_session *s);
 void smtp_session_tls_done(struct smtp_session *s, int ok);
 
 /*
- * Start a transaction; only after SMTP_EV_READY. Returns 0, or -1 when
- * not ready. A message larger than the server's SIZE, or needing SMTPUTF8
+ * Start a transaction; only after SMTP_EV_READY, and not while an
+ * SMTP_EV_TXN_DONE is still queued (its results would be freed). Returns
+ * 0, or -1 when not ready. A message larger than the server's SIZE, or needing SMTPUTF8
  * the server lacks, finishes at once (SMTP_EV_TXN_DONE, stage LOCAL, code
  * 0, enhanced "5.3.4" / "5.6.7", nothing sent).
  */
@@ -225,6 +226,11 @@ int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t);
  * Returns 1 while a staged submit may be taken now.
  */
 int smtp_session_can_stage(const struct smtp_session *s);
+
+/* 1 while the session may still carry a transaction: not QUIT sent, not
+ * closed (a 421, EOF or timeout closes it before the driver has drained
+ * the events saying so). */
+int smtp_session_usable(const struct smtp_session *s);
 
 /* Send QUIT when idle (or close at once when nothing was said yet). */
 void smtp_session_quit(struct smtp_session *s);

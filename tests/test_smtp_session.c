@@ -826,6 +826,21 @@ static void test_stage_refused(void)
 	expect_res(&d, 0, 0, 0, SMTP_STAGE_LOCAL, "5.3.4");
 	drv_end(&d);
 
+	/* the 354 and the dot reply in one read (a server that answers
+	 * before it has the body): BODY_SENT, TXN_DONE and READY queued at
+	 * once; while that TXN_DONE is queued nothing may be submitted (it
+	 * would free the results the event points at), staged or not */
+	start_ready(&d, "250 PIPELINING\r\n");
+	submit(&d, &a);
+	smtp_session_feed(d.s, "250 ok\r\n250 ok\r\n354 go\r\n250 early\r\n", 35);
+	CU_ASSERT_EQUAL(smtp_session_can_stage(d.s), 0);
+	CU_ASSERT_EQUAL(smtp_session_submit(d.s, &a), -1);
+	pump(&d);
+	expect_evs(&d, "BODY_SENT,TXN_DONE,READY");
+	CU_ASSERT_STRING_EQUAL(d.res[0].text, "early");
+	CU_ASSERT_EQUAL(submit(&d, &a), 0);
+	drv_end(&d);
+
 	/* quit() before the body: no BODY_SENT; quit() after a staged
 	 * submit: the staged one still runs, then QUIT */
 	start_ready(&d, "250 PIPELINING\r\n");

@@ -419,6 +419,31 @@ class TestConnectionUse(FaultCase):
         self.assertLessEqual(len(conns), 3, conns)
 
 
+    def test_local_refusals_on_one_connection(self):
+        """Messages over the server's SIZE are refused by edm before a byte
+        is sent (5.3.4): the session answers the submit at once, inside the
+        call (the case a review found freed memory in), for the first
+        message of the connection and between others, one connection,
+        pipelining across messages on. Each gets one row; the others are
+        delivered once."""
+        ok = [f"ok{i}@a.example" for i in range(4)]
+        big = ["big0@a.example", "big1@a.example"]
+        name = "x" * 9000  # in the subject and To: the message passes 10,000 bytes
+        rows = [(big[0], name, ""), ok[0], ok[1], (big[1], name, ""), ok[2], ok[3]]
+        cm, log, _ = self.fault("--size", "10000")
+        with cm as fs:
+            c = Campaign(self, rows, port=fs.port, smtp={"max_connections": "1"},
+                         domain={"connections": "1"})
+            c.run(expect=None, timeout=60)
+        rows = self.assert_final_once(c, ok + big)
+        for e in ok:
+            self.assert_delivered(rows[e], e)
+        for e in big:
+            self.assertEqual((rows[e]["status"], rows[e]["enhanced"]), ("bounced", "5.3.4"),
+                             rows[e])
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in ok}))
+
+
 # ---------------------------------------------------------------------------
 class TestColdDeferred(FaultCase):
     """Deferred recipients beyond the in-memory retry heap wait in the spill
