@@ -2263,10 +2263,19 @@ static int adopt_parked(struct sched *s, struct sdom *d, uint64_t now)
 		struct shape_src *ss = &d->shape->src[src];
 		struct sdom *od = sc->d;
 
-		if (ss->conns >= twindow_scale(&ss->win, d->shape->connections) ||
+		/* (a move within one shape or provider changes no count) */
+		if ((od->shape != d->shape &&
+		     ss->conns >= twindow_scale(&ss->win, d->shape->connections)) ||
 		    twindow_paused(&ss->win, now) ||
-		    (d->provider && d->provider->src[src].conns >=
+		    (d->provider && d->provider != od->provider &&
+		     d->provider->src[src].conns >=
 		     twindow_scale(&d->provider->src[src].win, d->provider->connections)))
+			continue;
+		/* only with a message token for it now: conn_next() would
+		 * QUIT it otherwise, and a later domain may use it */
+		if (tbucket_whole(&ss->rate, now) == 0 ||
+		    (d->provider && tbucket_whole(&d->provider->src[src].rate, now) == 0) ||
+		    tbucket_whole(&s->global_rate, now) == 0)
 			continue;
 		unpark(s, sc);
 		od->nconns--;
