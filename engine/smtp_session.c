@@ -505,10 +505,21 @@ static void send_secret(struct smtp_session *s, const char *prefix,
 /* ---- closing ---- */
 
 /* Every recipient not yet decided fails with r; SMTP_EV_TXN_DONE. */
-static void txn_fail_open(struct smtp_session *s, const struct smtp_reply *r)
+/* t is over: SMTP_EV_TXN_DONE with its results. */
+static void txn_done_event(struct smtp_session *s)
 {
 	struct smtp_event ev;
 
+	s->t.open = 0;
+	memset(&ev, 0, sizeof ev);
+	ev.type = SMTP_EV_TXN_DONE;
+	ev.results = s->t.results;
+	ev.nresults = s->t.nresults;
+	ev_push(s, &ev);
+}
+
+static void txn_fail_open(struct smtp_session *s, const struct smtp_reply *r)
+{
 	for (size_t i = 0; i < s->t.nresults; i++) {
 		if (s->t.decided[i])
 			continue;
@@ -516,12 +527,7 @@ static void txn_fail_open(struct smtp_session *s, const struct smtp_reply *r)
 		s->t.results[i].reply = *r;
 		s->t.decided[i] = 1;
 	}
-	s->t.open = 0;
-	memset(&ev, 0, sizeof ev);
-	ev.type = SMTP_EV_TXN_DONE;
-	ev.results = s->t.results;
-	ev.nresults = s->t.nresults;
-	ev_push(s, &ev);
+	txn_done_event(s);
 }
 
 /* End now: no more bytes to or from the server. r has a stable text. */
@@ -536,7 +542,6 @@ static void close_now(struct smtp_session *s, enum smtp_close why,
 		/* the staged one fails the same way (its commands were sent
 		 * or queued, its message never) */
 		staged_take_over(s);
-		s->t.open = 1;
 		txn_fail_open(s, r);
 	}
 	out_drop(s);
@@ -883,14 +888,7 @@ static void staged_take_over(struct smtp_session *s)
 /* The transaction is over: TXN_DONE, then RSET or ready. */
 static void txn_finish(struct smtp_session *s, int need_rset)
 {
-	struct smtp_event ev;
-
-	s->t.open = 0;
-	memset(&ev, 0, sizeof ev);
-	ev.type = SMTP_EV_TXN_DONE;
-	ev.results = s->t.results;
-	ev.nresults = s->t.nresults;
-	ev_push(s, &ev);
+	txn_done_event(s);
 	buf_free(&s->t.body);
 	if (need_rset) {
 		send_cmd(s, "RSET", NULL);
@@ -1031,14 +1029,7 @@ static void on_dot(struct smtp_session *s, const struct smtp_reply *r)
 		 * dot: their replies follow. A dot reply ends the transaction
 		 * either way (RFC 5321 4.1.1.4), so no RSET, which would now
 		 * reset the next one. */
-		struct smtp_event ev;
-
-		s->t.open = 0;
-		memset(&ev, 0, sizeof ev);
-		ev.type = SMTP_EV_TXN_DONE;
-		ev.results = s->t.results;
-		ev.nresults = s->t.nresults;
-		ev_push(s, &ev);
+		txn_done_event(s);
 		staged_take_over(s);
 		state_set(s, ST_MAIL);
 		return;
