@@ -668,11 +668,13 @@ static void runnable_add(struct sched *s, struct sdom *d)
 
 /* ---- spill ---- */
 
+/* One record of the spill file: a domain's spilled row or a cold deferred
+ * one (the same format; each chain links its records by 'next'). */
 struct spill_hdr {
 	int64_t next;
-	uint64_t row;
+	uint64_t row, dom;         /* dom: the struct sdom (lives as long) */
 	uint32_t attempts, nfields, bloblen, pad;
-	int64_t first_attempt, queued_at;
+	int64_t first_attempt, queued_at, next_retry;
 };
 
 /*
@@ -776,24 +778,58 @@ static int spill_open(struct sched *s)
 	return 0;
 }
 
+/* Append it to the chain *head..*tail (and free it). 0 or -1. */
+static int spill_chain_put(struct sched *s, struct item *it, off_t *head, off_t *tail)
+{
+	struct spill_hdr h = { -1, it->row, (uint64_t)(uintptr_t)it->dom, it->attempts,
+	                       it->nfields, it->bloblen, 0, it->first_attempt,
+	                       it->queued_at, it->next_retry };
+	off_t at;
+
+	if (spill_open(s) < 0)
+		return -1;
+	at = s->spill_end;
+	if (spill_append(s, &h, sizeof(h), it->blob, it->bloblen) < 0)
+		return -1;
+	if (*tail >= 0) {
+		int64_t nx = at;
+		if (spill_patch(s, *tail, &nx, sizeof(nx)) < 0)
+			return -1;
+	} else {
+		*head = at;
+	}
+	*tail = at;
+	free(it);
+	return 0;
+}
+
+/* The item of the record at 'at' whose header h was read: NULL on error. */
+static struct item *spill_item_load(struct sched *s, off_t at, const struct spill_hdr *h)
+{
+	struct item *it = calloc(1, sizeof(*it) + h->bloblen);
+
+	if (it == NULL)
+		return NULL;
+	if (spill_read(s, at + (off_t)sizeof(*h), it->blob, h->bloblen) < 0) {
+		free(it);
+		return NULL;
+	}
+	it->dom = (struct sdom *)(uintptr_t)h->dom;
+	it->row = h->row;
+	it->attempts = h->attempts;
+	it->nfields = h->nfields;
+	it->bloblen = h->bloblen;
+	it->first_attempt = h->first_attempt;
+	it->queued_at = h->queued_at;
+	it->next_retry = h->next_retry;
+	return it;
+}
+
 static int spill_put(struct sched *s, struct sdom *d, struct item *it)
 {
-	struct spill_hdr h = { -1, it->row, it->attempts, it->nfields,
-	                       it->bloblen, 0, it->first_attempt, it->queued_at };
-	off_t at = s->spill_end;
-
-	if (spill_open(s) < 0 ||
-	    spill_append(s, &h, sizeof(h), it->blob, it->bloblen) < 0)
+	if (spill_chain_put(s, it, &d->spill_head, &d->spill_tail) < 0)
 		return -1;
-	if (d->spill_tail >= 0) {
-		int64_t nx = at;
-		if (spill_patch(s, d->spill_tail, &nx, sizeof(nx)) < 0)
-			return -1;
-	} else
-		d->spill_head = at;
-	d->spill_tail = at;
 	d->nspill++;
-	free(it);
 	return 0;
 }
 
@@ -804,63 +840,26 @@ static struct item *spill_get(struct sched *s, struct sdom *d)
 
 	if (d->nspill == 0)
 		return NULL;
-	if (spill_read(s, d->spill_head, &h, sizeof(h)) < 0)
+	if (spill_read(s, d->spill_head, &h, sizeof(h)) < 0 ||
+	    (it = spill_item_load(s, d->spill_head, &h)) == NULL)
 		return NULL;
-	it = calloc(1, sizeof(*it) + h.bloblen);
-	if (it == NULL)
-		return NULL;
-	if (spill_read(s, d->spill_head + (off_t)sizeof(h), it->blob, h.bloblen) < 0) {
-		free(it);
-		return NULL;
-	}
-	it->dom = d;
-	it->row = h.row;
-	it->attempts = h.attempts;
-	it->nfields = h.nfields;
-	it->bloblen = h.bloblen;
-	it->first_attempt = h.first_attempt;
-	it->queued_at = h.queued_at;
 	d->spill_head = h.next;
 	if (--d->nspill == 0)
 		d->spill_head = d->spill_tail = -1;
 	return it;
 }
 
-/* ---- domain queue ---- */
-
 /* ---- cold deferred items (spill file, one unsorted chain) ---- */
-
-struct cold_hdr {
-	int64_t next;
-	uint64_t row, dom;         /* dom: the struct sdom (lives as long) */
-	uint32_t attempts, nfields, bloblen, pad;
-	int64_t first_attempt, queued_at, next_retry;
-};
 
 static int cold_put(struct sched *s, struct item *it)
 {
-	struct cold_hdr h = { -1, it->row, (uint64_t)(uintptr_t)it->dom, it->attempts,
-	                      it->nfields, it->bloblen, 0, it->first_attempt,
-	                      it->queued_at, it->next_retry };
-	off_t at;
+	time_t retry = it->next_retry;
 
-	if (spill_open(s) < 0)
+	if (spill_chain_put(s, it, &s->cold_head, &s->cold_tail) < 0)
 		return -1;
-	at = s->spill_end;
-	if (spill_append(s, &h, sizeof(h), it->blob, it->bloblen) < 0)
-		return -1;
-	if (s->cold_tail >= 0) {
-		int64_t nx = at;
-		if (spill_patch(s, s->cold_tail, &nx, sizeof(nx)) < 0)
-			return -1;
-	} else {
-		s->cold_head = at;
-	}
-	s->cold_tail = at;
-	if (s->ncold == 0 || it->next_retry < s->cold_min)
-		s->cold_min = it->next_retry;
+	if (s->ncold == 0 || retry < s->cold_min)
+		s->cold_min = retry;
 	s->ncold++;
-	free(it);
 	return 0;
 }
 
@@ -890,7 +889,7 @@ static int cold_scan(struct sched *s, time_t now)
 
 	s->cold_scanned = now;
 	while (at >= 0) {
-		struct cold_hdr h;
+		struct spill_hdr h;
 		struct item *it;
 
 		if (spill_read(s, at, &h, sizeof(h)) < 0)
@@ -902,21 +901,8 @@ static int cold_scan(struct sched *s, time_t now)
 			at = h.next;
 			continue;
 		}
-		it = calloc(1, sizeof(*it) + h.bloblen);
-		if (it == NULL)
+		if ((it = spill_item_load(s, at, &h)) == NULL)
 			return -1;
-		if (spill_read(s, at + (off_t)sizeof(h), it->blob, h.bloblen) < 0) {
-			free(it);
-			return -1;
-		}
-		it->dom = (struct sdom *)(uintptr_t)h.dom;
-		it->row = h.row;
-		it->attempts = h.attempts;
-		it->nfields = h.nfields;
-		it->bloblen = h.bloblen;
-		it->first_attempt = h.first_attempt;
-		it->queued_at = h.queued_at;
-		it->next_retry = h.next_retry;
 		if (heap_push(s, it) < 0) {
 			free(it);
 			return -1;
@@ -956,6 +942,8 @@ static time_t cold_due(const struct sched *s)
 		at = s->cold_scanned + every;
 	return at;
 }
+
+/* ---- domain queue ---- */
 
 static void q_push(struct sched *s, struct sdom *d, struct item *it)
 {
