@@ -1725,6 +1725,17 @@ static void quit_idle_domain(struct sdom *d)
 	}
 }
 
+/* May the connection take one more message at all (not stopping, its
+ * domain not paused, messages_per_connection and --limit not reached)? */
+static int conn_may_take(const struct sched *s, const struct sconn *sc)
+{
+	const struct sdom *d = sc->d;
+
+	return !s->stopping && !d->paused && sc->sent < d->shape->mpc &&
+	       !(d->provider && sc->sent >= d->provider->mpc) &&
+	       !(s->o.test_to && s->o.limit && s->sent_test >= s->o.limit);
+}
+
 /* Give the connection its next item, or let it go. */
 static void conn_next(struct sched *s, struct sconn *sc)
 {
@@ -1732,9 +1743,7 @@ static void conn_next(struct sched *s, struct sconn *sc)
 	uint64_t wait = 0, now;
 	struct item *it;
 
-	if (s->stopping || d->paused || sc->sent >= d->shape->mpc ||
-	    (d->provider && sc->sent >= d->provider->mpc) ||
-	    (s->o.test_to && s->o.limit && s->sent_test >= s->o.limit)) {
+	if (!conn_may_take(s, sc)) {
 		sc->st = SC_QUITTING;
 		conn_quit(sc->c);
 		return;
@@ -1816,12 +1825,9 @@ static void render_ahead(struct sched *s, struct sconn *sc)
 	if (sc->nq == 0 || sc->nq >= CONN_MSGS || q_unsent(sc) != NULL ||
 	    sc->c == NULL || !conn_open_session(sc->c) ||
 	    !s->smtp->pipelining || !s->smtp->pipeline_messages ||
-	    sc->c == NULL || d->targets[sc->target].no_stage ||
+	    d->targets[sc->target].no_stage ||
 	    !(conn_caps(sc->c) & SMTP_CAP_PIPELINING) ||
-	    s->stopping || d->paused || sc->sent >= d->shape->mpc ||
-	    (d->provider && sc->sent >= d->provider->mpc) ||
-	    (s->o.test_to && s->o.limit && s->sent_test >= s->o.limit) ||
-	    ready_count(d) == 0)
+	    !conn_may_take(s, sc) || ready_count(d) == 0)
 		return;
 	if (!take_message_token(s, d, sc->src, now_ms(s), &wait))
 		return;
@@ -2232,6 +2238,20 @@ static void expire_domain(struct sched *s, struct sdom *d)
 	}
 }
 
+/* Messages d may send from src now by its rate buckets (domain, provider,
+ * global), taking none: UINT_MAX when none binds. */
+static unsigned message_tokens(const struct sched *s, const struct sdom *d,
+                               unsigned src, uint64_t now)
+{
+	unsigned n = tbucket_whole(&d->shape->src[src].rate, now);
+
+	if (d->provider && tbucket_whole(&d->provider->src[src].rate, now) < n)
+		n = tbucket_whole(&d->provider->src[src].rate, now);
+	if (tbucket_whole(&s->global_rate, now) < n)
+		n = tbucket_whole(&s->global_rate, now);
+	return n;
+}
+
 static void unpark(struct sched *s, struct sconn *sc)
 {
 	for (struct sconn **p = &s->parked; *p; p = &(*p)->next_idle)
@@ -2261,9 +2281,7 @@ static int adopt_parked(struct sched *s, struct sdom *d, uint64_t now)
 			continue;
 		/* only with a message token for it now: conn_next() would
 		 * QUIT it otherwise, and a later domain may use it */
-		if (tbucket_whole(&ss->rate, now) == 0 ||
-		    (d->provider && tbucket_whole(&d->provider->src[src].rate, now) == 0) ||
-		    tbucket_whole(&s->global_rate, now) == 0)
+		if (message_tokens(s, d, src, now) == 0)
 			continue;
 		unpark(s, sc);
 		od->nconns--;
@@ -2372,12 +2390,7 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 		 * token for it: the ones connecting or waiting take the tokens
 		 * there are first (else a rate-bound domain opens a connection
 		 * per message, each QUIT when it finds no token) */
-		unsigned toks = tbucket_whole(&ss->rate, now);
-		if (d->provider && tbucket_whole(&d->provider->src[src].rate, now) < toks)
-			toks = tbucket_whole(&d->provider->src[src].rate, now);
-		if (tbucket_whole(&s->global_rate, now) < toks)
-			toks = tbucket_whole(&s->global_rate, now);
-		if (toks <= (unsigned)d->nconnecting + (d->idle ? 1 : 0)) {
+		if (message_tokens(s, d, src, now) <= (unsigned)d->nconnecting + (d->idle ? 1 : 0)) {
 			double r = ss->rate.rate > 0 ? ss->rate.rate : 1;
 			uint64_t at = now + (uint64_t)(1000.0 / r) + 1;
 			if (at < *next_wake)
