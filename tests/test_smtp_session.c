@@ -705,6 +705,16 @@ static void test_stage_chain_bytewise(void)
 	drv_end(&d);
 }
 
+/* A PIPELINING session with a's body and dot out and b staged behind. */
+static void start_staged(struct drv *d, const struct smtp_txn *a,
+                         const struct smtp_txn *b)
+{
+	start_ready(d, "250 PIPELINING\r\n");
+	submit(d, a);
+	feed(d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	CU_ASSERT_EQUAL(submit(d, b), 0);
+}
+
 /* A refused at the dot: no RSET (it would reset B); B goes on. */
 static void test_stage_dot_refused(void)
 {
@@ -713,10 +723,7 @@ static void test_stage_dot_refused(void)
 	struct smtp_txn b = txn1("a@b", rb, 1, "B\r\n");
 	struct drv d;
 
-	start_ready(&d, "250 PIPELINING\r\n");
-	submit(&d, &a);
-	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
-	submit(&d, &b);
+	start_staged(&d, &a, &b);
 	feed(&d, "554 5.7.1 spam\r\n");
 	expect_evs(&d, "TXN_DONE");
 	expect_out(&d, "");
@@ -740,10 +747,7 @@ static void test_stage_session_ends(void)
 	struct drv d;
 
 	for (int how = 0; how < 4; how++) {
-		start_ready(&d, "250 PIPELINING\r\n");
-		submit(&d, &a);
-		feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
-		submit(&d, &b);
+		start_staged(&d, &a, &b);
 		if (how == 0) {
 			feed(&d, "421 4.4.2 bye\r\n");
 		} else if (how == 1) {
@@ -854,10 +858,7 @@ static void test_stage_refused(void)
 	expect_out(&d, "QUIT\r\n");
 	drv_end(&d);
 
-	start_ready(&d, "250 PIPELINING\r\n");
-	submit(&d, &a);
-	feed(&d, "250 ok\r\n250 ok\r\n354 go\r\n");
-	submit(&d, &a);
+	start_staged(&d, &a, &a);
 	smtp_session_quit(d.s);
 	feed(&d, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
 	expect_evs(&d, "TXN_DONE");
