@@ -62,6 +62,7 @@ struct conn {
 	void *arg;
 	void *data;
 	int in_pump, again;
+	int held;                 /* conn_hold(): session output not written */
 	unsigned wait_ms;          /* session timer armed for (0: not armed) */
 	unsigned long wait_seq;
 	int greeted;
@@ -182,9 +183,11 @@ static void pump(struct conn *c);
 static int flush_session(struct conn *c)
 {
 	const char *p;
-	size_t n = smtp_session_output(c->s, &p);
+	size_t n;
 
-	if (n == 0)
+	if (c->held)
+		return 0;
+	if ((n = smtp_session_output(c->s, &p)) == 0)
 		return 0;
 	if (c->tls_on) {
 		if (tls_write(c->tls, p, n) != TLS_OK || flush_tls(c) < 0)
@@ -232,6 +235,7 @@ static void pump(struct conn *c)
 			switch (ev.type) {
 			case SMTP_EV_READY:
 				c->greeted = 1;
+				c->held = 0; /* nothing left to hold for */
 				if (flush_session(c) < 0)
 					goto neterr;
 				c->ops->ready(c->arg, c);
@@ -524,6 +528,21 @@ int conn_submit(struct conn *c, const struct smtp_txn *t)
 	return 0;
 }
 
+void conn_hold(struct conn *c)
+{
+	if (c->state == CS_SESSION)
+		c->held = 1;
+}
+
+void conn_release(struct conn *c)
+{
+	if (!c->held)
+		return;
+	c->held = 0;
+	if (c->state != CS_CLOSING)
+		pump(c);
+}
+
 unsigned conn_caps(const struct conn *c)
 {
 	return c->s != NULL ? smtp_session_caps(c->s) : 0;
@@ -543,6 +562,7 @@ void conn_quit(struct conn *c)
 {
 	if (c->state == CS_CLOSING)
 		return;
+	c->held = 0;
 	smtp_session_quit(c->s);
 	pump(c);
 }

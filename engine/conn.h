@@ -75,6 +75,16 @@ struct conn *conn_open(uv_loop_t *loop, const struct conn_target *t,
  * submit: try again after ready()). */
 int conn_submit(struct conn *c, const struct smtp_txn *t);
 
+/* Hold the session's output (from body_sent(), while the next message is
+ * still being made): nothing is written until conn_release(), so that the
+ * next transaction staged meanwhile leaves in the same write as the final
+ * dot (one segment and one reply per message instead of two). The hold
+ * ends with conn_release(), conn_quit(), the session's next READY or the
+ * connection's end; the caller must release it even when it stages
+ * nothing. */
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
+
 /* The session's capabilities (enum smtp_cap; 0 before EHLO). */
 unsigned conn_caps(const struct conn *c);
 

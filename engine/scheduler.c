@@ -1553,22 +1553,50 @@ static void submit_cur(struct sched *s, struct sconn *sc)
 	render_ahead(s, sc);
 }
 
+/* The last body's dot is queued and a message may be staged behind it
+ * now. (Stopping, paused: READY gives the next one back; a session that
+ * went on to READY already: READY submits it.) */
+static int may_stage(const struct sched *s, const struct sconn *sc)
+{
+	return sc->body_sent && sc->c != NULL && !s->stopping && !sc->d->paused &&
+	       !sc->d->targets[sc->target].no_stage && conn_can_stage(sc->c);
+}
+
+/* Let a body held by cb_body_sent go (a no-op when none is held). 0, or
+ * -2 when the write closed the connection (sc is gone). */
+static int release_hold(struct sconn *sc)
+{
+	if (sc->c == NULL)
+		return 0;
+	sc->in_call++;
+	conn_release(sc->c);
+	sc->in_call--;
+	if (sc->closed) {
+		if (!any_rendering(sc))
+			conn_free(sc);
+		return -2;
+	}
+	return 0;
+}
+
 /* Stage the message rendered ahead behind the last body's dot, when it
- * may go; then render the one after it. */
-static void stage_next(struct sched *s, struct sconn *sc)
+ * may go; then render the one after it; then let a held body go, with
+ * the staged commands in the same write. 0, or -2 when the connection
+ * closed meanwhile (sc is gone). */
+static int stage_next(struct sched *s, struct sconn *sc)
 {
 	struct smsg *m = q_unsent(sc);
 
-	/* (stopping, paused: READY gives it back; a session that went on
-	 * to READY already, its dot answered with the 354: READY submits it) */
-	if (m == NULL || m->st != MSG_READY || !sc->body_sent || sc->c == NULL ||
-	    s->stopping || sc->d->paused || sc->d->targets[sc->target].no_stage ||
-	    !conn_can_stage(sc->c))
-		return;
-	if (msg_submit(s, sc, m, 1) == 0) {
-		sc->body_sent = 0;
-		render_ahead(s, sc);
+	if (m != NULL && m->st == MSG_READY && may_stage(s, sc)) {
+		int rc = msg_submit(s, sc, m, 1);
+		if (rc == -2)
+			return -2;
+		if (rc == 0) {
+			sc->body_sent = 0;
+			render_ahead(s, sc);
+		}
 	}
+	return release_hold(sc);
 }
 
 /* The oldest message went away before it was submitted: if the session
@@ -1585,6 +1613,9 @@ static void cur_gone(struct sched *s, struct sconn *sc)
 	}
 }
 
+/* A render ended. A body held for it (cb_body_sent) goes now whatever came
+ * of the render: with the message staged behind its dot when it could be
+ * (stage_next), else alone. */
 static void after_render(uv_work_t *w, int status)
 {
 	struct smsg *m = w->data;
@@ -1597,7 +1628,7 @@ static void after_render(uv_work_t *w, int status)
 		if (sc->closed) {
 			if (!any_rendering(sc))
 				conn_free(sc);
-		} else {
+		} else if (release_hold(sc) == 0) {
 			cur_gone(s, sc);
 		}
 		sched_kick(s);
@@ -1612,6 +1643,8 @@ static void after_render(uv_work_t *w, int status)
 		sc->d->busy--;
 		q_remove(sc, m);
 		final(s, it, &o);
+		if (release_hold(sc) < 0)
+			return;
 		if (sc->st == SC_RENDERING)
 			cur_gone(s, sc);
 		else
@@ -1898,9 +1931,21 @@ static void cb_body_sent(void *arg, struct conn *c)
 {
 	struct sconn *sc = conn_data(c);
 
+	struct smsg *m;
+
 	(void)arg;
 	sc->body_sent = 1;
-	stage_next(sc->s, sc);
+	if (stage_next(sc->s, sc) < 0)
+		return;
+	/* The next message is still rendering (signing, most likely): hold
+	 * this body until it is done and staged behind the dot, so the two
+	 * leave in one write and the server answers both in one (one round
+	 * trip and one wake-up per message on each side, not two). The
+	 * connection would wait for that render anyway; after_render lets
+	 * the body go whatever comes of it. */
+	if (sc->body_sent && (m = q_unsent(sc)) != NULL && m->st == MSG_RENDERING &&
+	    may_stage(sc->s, sc))
+		conn_hold(c);
 }
 
 static void idle_remove(struct sdom *d, struct sconn *sc)

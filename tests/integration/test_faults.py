@@ -355,6 +355,34 @@ class TestPipelineMessages(FaultCase):
         self.assertEqual(fault_lines(log, "sync-error"), [])
         self.assertEqual(log_events(c, "pipeline-refused"), [])
 
+    def test_body_held_for_slow_render(self):
+        """The next message renders slower than the server answers (RSA-4096
+        DKIM: milliseconds per signature; the server answers at once): each
+        body is held until the next message is made and leaves in one write
+        with its MAIL, RCPT and DATA (without the hold the next MAIL waits
+        for the dot reply and nothing is staged). The messages still carry
+        valid signatures' headers, and the server finds no pipelining
+        error."""
+        cm, log, _ = self.fault(verbose=True)
+        with cm as fs:
+            c = Campaign(self, self.RCPTS, port=fs.port, smtp=self.SMTP, domain=self.DOMAIN)
+            key = c.path("dkim.pem")
+            subprocess.run([EDM, "dkim", "keygen", "--domain", "acme.example", "--selector",
+                            "s1", "--bits", "4096", "--out", key], check=True,
+                           stdout=subprocess.DEVNULL)
+            c.write_config(c.config_text() + "[dkim]\ndomain = acme.example\nselector = s1\n"
+                           "key = dkim.pem\n")
+            p = c.run(timeout=120)
+            staged = staged_reads(fs)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = self.assert_final_once(c, self.RCPTS)
+        for e in self.RCPTS:
+            self.assert_delivered(rows[e], e)
+            self.assertEqual(rows[e]["attempts"], "1", rows[e])
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in self.RCPTS}))
+        self.assertGreaterEqual(staged, len(self.RCPTS) - 2)
+        self.assertEqual(fault_lines(log, "sync-error"), [])
+
     def test_off(self):
         """pipeline_messages = no: the next MAIL waits for the dot reply."""
         _, log, staged = self.run_case(smtp={"pipeline_messages": "no"})
