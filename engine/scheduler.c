@@ -1930,7 +1930,6 @@ static void cb_txn_done(void *arg, struct conn *c, const struct smtp_rcpt_result
 static void cb_body_sent(void *arg, struct conn *c)
 {
 	struct sconn *sc = conn_data(c);
-
 	struct smsg *m;
 
 	(void)arg;
