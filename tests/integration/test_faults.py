@@ -355,32 +355,68 @@ class TestPipelineMessages(FaultCase):
         self.assertEqual(fault_lines(log, "sync-error"), [])
         self.assertEqual(log_events(c, "pipeline-refused"), [])
 
-    def test_body_held_for_slow_render(self):
-        """The next message renders slower than the server answers (RSA-4096
-        DKIM: milliseconds per signature; the server answers at once): each
-        body is held until the next message is made and leaves in one write
-        with its MAIL, RCPT and DATA (without the hold the next MAIL waits
-        for the dot reply and nothing is staged). The messages still carry
-        valid signatures' headers, and the server finds no pipelining
-        error."""
+    def slow_render_case(self, rows, message_extra="", bodies=None):
+        """rows (tuples or emails) sent over one connection to a server
+        that answers at once, so that the next message renders slower than
+        the server answers: each message signed with an RSA-4096 key
+        (milliseconds per signature), or with bodies = (text, html)
+        templates slow to render. Returns (campaign, fault log, staged
+        reads)."""
         cm, log, _ = self.fault(verbose=True)
         with cm as fs:
-            c = Campaign(self, self.RCPTS, port=fs.port, smtp=self.SMTP, domain=self.DOMAIN)
-            key = c.path("dkim.pem")
-            subprocess.run([EDM, "dkim", "keygen", "--domain", "acme.example", "--selector",
-                            "s1", "--bits", "4096", "--out", key], check=True,
-                           stdout=subprocess.DEVNULL)
-            c.write_config(c.config_text() + "[dkim]\ndomain = acme.example\nselector = s1\n"
-                           "key = dkim.pem\n")
+            c = Campaign(self, rows, port=fs.port, smtp=self.SMTP, domain=self.DOMAIN)
+            text = c.config_text().replace("[message]\n", "[message]\n" + message_extra, 1)
+            if bodies is None:
+                subprocess.run([EDM, "dkim", "keygen", "--domain", "acme.example",
+                                "--selector", "s1", "--bits", "4096", "--out",
+                                c.path("dkim.pem")], check=True, stdout=subprocess.DEVNULL)
+                text += "[dkim]\ndomain = acme.example\nselector = s1\nkey = dkim.pem\n"
+            else:
+                for name, body in zip(("body.txt", "body.html"), bodies):
+                    with open(c.path(name), "w", encoding="utf-8") as f:
+                        f.write(body)
+            c.write_config(text)
             p = c.run(timeout=120)
             staged = staged_reads(fs)
         self.assertEqual(p.returncode, 0, p.stderr)
+        return c, log, staged
+
+    def test_body_held_for_slow_render(self):
+        """Each body is held until the next message is rendered and leaves
+        in one write with its MAIL, RCPT and DATA (without the hold the
+        next MAIL waits for the dot reply and nothing is staged); the
+        server finds no pipelining error and each recipient is delivered
+        once with one attempt."""
+        c, log, staged = self.slow_render_case(self.RCPTS)
         rows = self.assert_final_once(c, self.RCPTS)
         for e in self.RCPTS:
             self.assert_delivered(rows[e], e)
             self.assertEqual(rows[e]["attempts"], "1", rows[e])
         self.assertEqual(fault_log(log), Counter({e: 1 for e in self.RCPTS}))
         self.assertGreaterEqual(staged, len(self.RCPTS) - 2)
+        self.assertEqual(fault_lines(log, "sync-error"), [])
+
+    def test_held_body_goes_when_next_render_fails(self):
+        """The last row fails to render (strict variables: its city is empty)
+        after a slow text part, so the body before it is held for that
+        render: the held body goes alone when the render fails (no later
+        render comes to release it; left held, the data-block timeout would
+        end the connection and the message go a second time). The row is
+        skipped, every other recipient delivered once at the first attempt,
+        and the bodies before it went out with the next MAIL."""
+        rcpts = self.RCPTS[:6]
+        rows = [(e, "Li", "" if e == rcpts[-1] else "Xi'an") for e in rcpts]
+        text = "Hi {{first_name}},\n" + "{{first_name}} {{first_name}}\n" * 40000
+        c, log, staged = self.slow_render_case(rows, "strict_variables = yes\n",
+                                               bodies=(text, "<p>{{city}}</p>\n"))
+        res = self.assert_final_once(c, rcpts)
+        for e in rcpts[:-1]:
+            self.assert_delivered(res[e], e)
+            self.assertEqual(res[e]["attempts"], "1", res[e])
+        self.assertEqual((res[rcpts[-1]]["status"], res[rcpts[-1]]["category"]),
+                         ("skipped", "template"), res[rcpts[-1]])
+        self.assertEqual(fault_log(log), Counter({e: 1 for e in rcpts[:-1]}))
+        self.assertGreaterEqual(staged, len(rcpts) - 3)
         self.assertEqual(fault_lines(log, "sync-error"), [])
 
     def test_off(self):
