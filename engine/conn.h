@@ -81,7 +81,9 @@ int conn_submit(struct conn *c, const struct smtp_txn *t);
  * dot (one segment and one reply per message instead of two). The hold
  * ends with conn_release(), conn_quit(), the session's next READY or the
  * connection's end; the caller must release it even when it stages
- * nothing. */
+ * nothing. conn_release() writes what is pending, so a write error may
+ * call closed() before it returns (inside a callback the write is left
+ * to the pump that delivered it); a no-op when nothing is held. */
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 

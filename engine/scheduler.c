@@ -181,8 +181,10 @@ struct sconn {
 	                              next may be staged behind its dot */
 	struct sconn *next_idle;
 	int closed;                /* conn gone while a render ran, or while
-	                              conn_submit() ran (in_call) */
-	int in_call;               /* inside conn_submit(): cb_closed must not
+	                              conn_submit() or conn_release() ran
+	                              (in_call) */
+	int in_call;               /* inside conn_submit() or conn_release()
+	                              (both may write): cb_closed must not
 	                              free */
 	uint64_t started_ms;
 	struct sconn *all_prev, *all_next; /* every open connection */
