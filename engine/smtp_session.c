@@ -504,7 +504,6 @@ static void send_secret(struct smtp_session *s, const char *prefix,
 
 /* ---- closing ---- */
 
-/* Every recipient not yet decided fails with r; SMTP_EV_TXN_DONE. */
 /* t is over: SMTP_EV_TXN_DONE with its results. */
 static void txn_done_event(struct smtp_session *s)
 {
@@ -518,6 +517,7 @@ static void txn_done_event(struct smtp_session *s)
 	ev_push(s, &ev);
 }
 
+/* Every recipient not yet decided fails with r; SMTP_EV_TXN_DONE. */
 static void txn_fail_open(struct smtp_session *s, const struct smtp_reply *r)
 {
 	for (size_t i = 0; i < s->t.nresults; i++) {
@@ -852,11 +852,6 @@ static void txn_free(struct txn *x)
 	memset(x, 0, sizeof *x);
 }
 
-static void txn_clear(struct smtp_session *s)
-{
-	txn_free(&s->t);
-}
-
 /* Free what finished transactions left for their events: the done slot
  * and the reply texts kept before the last hand-over (submit only: event
  * pointers stay valid until the driver's next call). */
@@ -1159,7 +1154,7 @@ void smtp_session_free(struct smtp_session *s)
 {
 	if (s == NULL)
 		return;
-	txn_clear(s);
+	txn_free(&s->t);
 	txn_free(&s->next);
 	txn_free(&s->done);
 	pool_clear(s);
@@ -1485,7 +1480,7 @@ static int txn_start(struct smtp_session *s, const struct smtp_txn *t, int stage
 	int n, local = 0;
 
 	if (!stage) {
-		txn_clear(s);
+		txn_free(&s->t);
 		txn_free(&s->done);
 		pool_clear(s);
 		s->pool_release = 0;
@@ -1579,16 +1574,16 @@ static int txn_start(struct smtp_session *s, const struct smtp_txn *t, int stage
 
 nomem:
 refuse:
-	txn_clear(s);
+	txn_free(&s->t);
 	return -1;
 }
 
 /* May a transaction go behind the final dot of the open one now? */
 static int stage_ok(const struct smtp_session *s)
 {
+	/* (t.pipelined: PIPELINING offered and not turned off) */
 	return s->state == ST_DOT && s->t.open && s->t.pipelined && !s->staged &&
-	       !s->quit_requested && (s->caps & SMTP_CAP_PIPELINING) &&
-	       !s->no_pipelining;
+	       !s->quit_requested;
 }
 
 int smtp_session_can_stage(const struct smtp_session *s)
@@ -1640,8 +1635,6 @@ int smtp_session_submit(struct smtp_session *s, const struct smtp_txn *t)
 	s->staged = 1;
 	return 0;
 }
-
-
 
 void smtp_session_quit(struct smtp_session *s)
 {

@@ -165,12 +165,7 @@ int tbucket_take(struct tbucket *b, uint64_t now_ms)
 	return 1;
 }
 
-/*
- * The smallest d such that tbucket_take(b, now_ms + d) would succeed
- * (UINT64_MAX when that is beyond any clock). An estimate from the rate,
- * then corrected by a millisecond either way with the very refill
- * arithmetic take() uses, so the answer is exact, not off by rounding.
- */
+/* Whole tokens now, with take()'s EPS slack. */
 unsigned tbucket_whole(const struct tbucket *b, uint64_t now_ms)
 {
 	double t;
@@ -181,6 +176,12 @@ unsigned tbucket_whole(const struct tbucket *b, uint64_t now_ms)
 	return t >= (double)UINT_MAX ? UINT_MAX : (unsigned)t;
 }
 
+/*
+ * The smallest d such that tbucket_take(b, now_ms + d) would succeed
+ * (UINT64_MAX when that is beyond any clock). An estimate from the rate,
+ * then corrected by a millisecond either way with the very refill
+ * arithmetic take() uses, so the answer is exact, not off by rounding.
+ */
 uint64_t tbucket_wait_ms(const struct tbucket *b, uint64_t now_ms)
 {
 	uint64_t base, d;
