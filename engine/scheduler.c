@@ -1250,13 +1250,13 @@ static int is_sender_side(int cat)
 	       cat == CAT_BAD_CONFIGURATION || cat == CAT_RELAYING_ISSUES;
 }
 
-/* A transaction's result for the item on sc. */
 static void msg_release(struct smsg *m)
 {
 	m->item = NULL;
 	m->st = MSG_FREE;
 }
 
+/* A transaction's result for the message m on sc. */
 static void on_result(struct sched *s, struct sconn *sc, struct smsg *m,
                       const struct smtp_rcpt_result *r)
 {
@@ -1446,6 +1446,19 @@ static int any_rendering(const struct sconn *sc)
 	return 0;
 }
 
+/* After a call that may close the connection (conn_submit, conn_release:
+ * cb_closed then only marks sc closed) or a render that found it closed:
+ * 0, or -2 when it is closed, sc being freed unless a render still
+ * points at it (touch nothing of sc then). */
+static int sc_left(struct sconn *sc)
+{
+	if (!sc->closed)
+		return 0;
+	if (!any_rendering(sc))
+		conn_free(sc);
+	return -2;
+}
+
 /* Give a message that was not sent back to its domain's queue. */
 static void msg_requeue(struct sched *s, struct sconn *sc, struct smsg *m)
 {
@@ -1522,11 +1535,8 @@ static int msg_submit(struct sched *s, struct sconn *sc, struct smsg *m, int sta
 		it->attempts--;
 		it->first_attempt = first;
 	}
-	if (sc->closed) {
-		if (!any_rendering(sc))
-			conn_free(sc);
+	if (sc_left(sc) < 0)
 		return -2;
-	}
 	return rc < 0 ? -1 : 0;
 }
 
@@ -1539,7 +1549,6 @@ static struct item *pop_sendable(struct sched *s, struct sdom *d);
 static void submit_cur(struct sched *s, struct sconn *sc)
 {
 	struct smsg *m = sc->q[0];
-
 	int rc = -1;
 
 	sc->st = SC_BUSY;
@@ -1573,12 +1582,7 @@ static int release_hold(struct sconn *sc)
 	sc->in_call++;
 	conn_release(sc->c);
 	sc->in_call--;
-	if (sc->closed) {
-		if (!any_rendering(sc))
-			conn_free(sc);
-		return -2;
-	}
-	return 0;
+	return sc_left(sc);
 }
 
 /* Stage the message rendered ahead behind the last body's dot, when it
@@ -1627,12 +1631,8 @@ static void after_render(uv_work_t *w, int status)
 	if (sc->closed || status < 0) {
 		/* the connection died meanwhile: nothing was sent */
 		msg_requeue(s, sc, m);
-		if (sc->closed) {
-			if (!any_rendering(sc))
-				conn_free(sc);
-		} else if (release_hold(sc) == 0) {
+		if (sc_left(sc) == 0 && release_hold(sc) == 0)
 			cur_gone(s, sc);
-		}
 		sched_kick(s);
 		return;
 	}
@@ -1750,14 +1750,19 @@ static void arm_timer(struct sched *s, uint64_t at)
 /* The domain has nothing ready (or is paused): QUIT the connections parked
  * waiting for a token, or they would hold their slots (and keep edm from
  * ending) until the server drops them. */
-static void quit_idle_domain(struct sdom *d)
+static void quit_list(struct sconn **head)
 {
-	while (d->idle) {
-		struct sconn *sc = d->idle;
-		d->idle = sc->next_idle;
+	while (*head) {
+		struct sconn *sc = *head;
+		*head = sc->next_idle;
 		sc->st = SC_QUITTING;
 		conn_quit(sc->c);
 	}
+}
+
+static void quit_idle_domain(struct sdom *d)
+{
+	quit_list(&d->idle);
 }
 
 /* May the connection take one more message at all (not stopping, its
@@ -2289,12 +2294,12 @@ static void expire_domain(struct sched *s, struct sdom *d)
 static unsigned message_tokens(const struct sched *s, const struct sdom *d,
                                unsigned src, uint64_t now)
 {
-	unsigned n = tbucket_whole(&d->shape->src[src].rate, now);
+	unsigned n = tbucket_whole(&d->shape->src[src].rate, now), k;
 
-	if (d->provider && tbucket_whole(&d->provider->src[src].rate, now) < n)
-		n = tbucket_whole(&d->provider->src[src].rate, now);
-	if (tbucket_whole(&s->global_rate, now) < n)
-		n = tbucket_whole(&s->global_rate, now);
+	if (d->provider && (k = tbucket_whole(&d->provider->src[src].rate, now)) < n)
+		n = k;
+	if ((k = tbucket_whole(&s->global_rate, now)) < n)
+		n = k;
 	return n;
 }
 
@@ -2349,12 +2354,14 @@ static int adopt_parked(struct sched *s, struct sdom *d, uint64_t now)
 
 static void quit_parked(struct sched *s)
 {
-	while (s->parked) {
-		struct sconn *sc = s->parked;
-		s->parked = sc->next_idle;
-		sc->st = SC_QUITTING;
-		conn_quit(sc->c);
-	}
+	quit_list(&s->parked);
+}
+
+/* Connections that will take d's ready work without another one: those
+ * connecting, and one for the idle ones (they wait for a token). */
+static unsigned conns_coming(const struct sdom *d)
+{
+	return d->nconnecting + (d->idle ? 1 : 0);
 }
 
 static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
@@ -2404,11 +2411,11 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 	}
 	/* relay sessions other domains left idle first */
 	while (s->parked != NULL &&
-	       ready_count(d) > (size_t)d->nconnecting + (d->idle ? 1 : 0) &&
+	       ready_count(d) > conns_coming(d) &&
 	       adopt_parked(s, d, now))
 		;
 	/* open more connections while there is unassigned work */
-	while (ready_count(d) > (size_t)d->nconnecting + (d->idle ? 1 : 0) &&
+	while (ready_count(d) > conns_coming(d) &&
 	       s->conns < m->max_connections) {
 		unsigned src = s->src_rr++ % (unsigned)s->nsrc;
 		struct shape_src *ss = &d->shape->src[src];
@@ -2436,7 +2443,7 @@ static void dispatch_domain(struct sched *s, struct sdom *d, uint64_t now,
 		 * token for it: the ones connecting or waiting take the tokens
 		 * there are first (else a rate-bound domain opens a connection
 		 * per message, each QUIT when it finds no token) */
-		if (message_tokens(s, d, src, now) <= (unsigned)d->nconnecting + (d->idle ? 1 : 0)) {
+		if (message_tokens(s, d, src, now) <= conns_coming(d)) {
 			double r = ss->rate.rate > 0 ? ss->rate.rate : 1;
 			uint64_t at = now + (uint64_t)(1000.0 / r) + 1;
 			if (at < *next_wake)
